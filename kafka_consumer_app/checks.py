@@ -1,0 +1,17 @@
+"""Django system checks for ``settings.KAFKA_CONSUMER``; ``manage.py check`` runs them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import checks
+
+from kafka_consumer_app import conf
+
+TAG = "kafka_consumer_app"
+
+
+@checks.register(TAG)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Report every missing or invalid ``KAFKA_CONSUMER`` setting as an error with a hint."""
+    return [checks.Error(problem.msg, hint=problem.hint, id=problem.id) for problem in conf.problems()]

@@ -1,0 +1,386 @@
+"""
+EventConsumer: the poll loop for one topic, with at-least-once offsets.
+
+The loop is a few named steps: poll, handle (deserialize and dispatch), store the offset,
+report progress. Offsets are stored only after every receiver returned
+(``enable.auto.offset.store=false``); librdkafka commits stored offsets in the background,
+and this class commits them synchronously when partitions are revoked and on shutdown.
+See docs/decisions/0001-offset-strategy.rst.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Message as KafkaMessage
+from django.db import close_old_connections
+
+from kafka_consumer_app.conf import TopicConfig
+from kafka_consumer_app.dispatch import Dispatcher, DispatchResult
+from kafka_consumer_app.exceptions import (
+    AuthenticationError,
+    BrokerUnavailableError,
+    ConfigurationError,
+    DeserializationError,
+    FatalKafkaError,
+    KafkaConsumerAppError,
+    MessageFailedError,
+    TopicNotFoundError,
+)
+from kafka_consumer_app.message import Message, decode_event_type, to_datetime
+from kafka_consumer_app.serialization import deserialize, get_deserializer
+from kafka_consumer_app.shutdown import StopRequest
+
+logger = logging.getLogger(__name__)
+librdkafka_logger = logging.getLogger("kafka_consumer_app.librdkafka")
+
+#: Errors that mean the client lost the cluster for a while; librdkafka reconnects on its own.
+TRANSIENT_ERRORS = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE})
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How long ``run()`` goes on: until a stop request, or a message count or idle time."""
+
+    max_messages: int | None = None
+    idle_timeout: float | None = None
+    allow_no_handlers: bool = False
+
+
+@dataclass
+class RunSummary:
+    """What one ``run()`` did, for the caller's last log line and for tests."""
+
+    handled: int = 0
+    stop_reason: str = ""
+
+
+class EventConsumer:
+    """
+    Consumes one topic in one consumer group and hands each message to its signal receivers.
+
+    ``run()`` returns normally on a clean stop (a stop request, ``max_messages`` or
+    ``idle_timeout``) and raises a :class:`KafkaConsumerAppError` for anything fatal.
+    """
+
+    def __init__(self, config: TopicConfig, options: RunOptions | None = None, stop: StopRequest | None = None):
+        self.config = config
+        self.options = options or RunOptions()
+        self.stop = stop or StopRequest()
+        self.dispatcher = Dispatcher(config.topic, sender=EventConsumer)
+        self.summary = RunSummary()
+        self._value_deserializer = get_deserializer(config.deserializer)
+        self._key_deserializer = get_deserializer(config.key_deserializer)
+        self._client: Consumer | None = None
+        self._fatal: KafkaConsumerAppError | None = None
+        self._last_message_at = time.monotonic()
+        self._progress_at = time.monotonic()
+        self._progress_count = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        """Consume until a clean stop; raise KafkaConsumerAppError on anything fatal."""
+        self._require_receivers()
+        client = self._client = Consumer(self.client_config())
+        try:
+            self._wait_for_topic(client)
+            client.subscribe(
+                [self.config.kafka_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            )
+            self._log_startup()
+            self._last_message_at = self._progress_at = time.monotonic()
+            while not self._should_stop():
+                self._poll_once(client)
+            self._commit(client, "shutdown")
+        finally:
+            self._close(client)
+        logger.info(
+            "Stopped consuming %s (group %s) after %d messages: %s.",
+            self.config.kafka_topic,
+            self.config.group_id,
+            self.summary.handled,
+            self.summary.stop_reason,
+        )
+        return self.summary
+
+    def client_config(self) -> dict[str, Any]:
+        """The librdkafka configuration: the user's pass-through options plus the managed ones."""
+        config: dict[str, Any] = {"auto.offset.reset": "earliest"}
+        config.update(self.config.consumer_config)
+        if config.get("group.protocol") != "consumer":
+            # The KIP-848 protocol assigns partitions on the broker and refuses this option.
+            config.setdefault("partition.assignment.strategy", "cooperative-sticky")
+        config.update(
+            {
+                "bootstrap.servers": self.config.bootstrap_servers,
+                "group.id": self.config.group_id,
+                "enable.auto.offset.store": False,
+                "enable.auto.commit": True,
+                "error_cb": self._on_error,
+                "logger": librdkafka_logger,
+            }
+        )
+        return config
+
+    def _require_receivers(self) -> None:
+        if self.options.allow_no_handlers or self.dispatcher.has_receivers():
+            return
+        raise ConfigurationError(
+            f"no receiver is connected for topic {self.config.topic!r}, so its messages would be committed "
+            f"unhandled; connect one to topic_signal({self.config.topic!r}) in <app>/kafka_handlers.py, "
+            "or pass --allow-no-handlers"
+        )
+
+    def _wait_for_topic(self, client: Consumer) -> None:
+        """Fetch the topic's metadata within CONNECT_TIMEOUT; fail clearly if it cannot be had."""
+        deadline = time.monotonic() + self.config.connect_timeout
+        last_error = "no answer"
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BrokerUnavailableError(
+                    f"could not reach Kafka at {self.config.bootstrap_servers} within "
+                    f"{self.config.connect_timeout:g}s ({last_error}); check KAFKA_CONSUMER['BOOTSTRAP_SERVERS'], "
+                    "the network and the security settings"
+                )
+            try:
+                metadata = client.list_topics(self.config.kafka_topic, timeout=min(remaining, 2.0))
+            except KafkaException as error:
+                last_error = error.args[0].str() if error.args else str(error)
+                client.poll(0.1)  # serve error_cb, which reports authentication failures
+                self._raise_if_fatal()
+                continue
+            self._check_topic_metadata(metadata)
+            return
+
+    def _check_topic_metadata(self, metadata: Any) -> None:
+        topic = metadata.topics.get(self.config.kafka_topic)
+        error = topic.error if topic is not None else None
+        if topic is None or (error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+            raise TopicNotFoundError(
+                f"topic {self.config.kafka_topic!r} does not exist on {self.config.bootstrap_servers}; "
+                "create it, or check --topic and KAFKA_CONSUMER['TOPIC_PREFIX']"
+            )
+        if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            raise AuthenticationError(
+                f"not authorized to read topic {self.config.kafka_topic!r}; grant the consumer's principal "
+                "READ on the topic and the group"
+            )
+
+    def _log_startup(self) -> None:
+        logger.info(
+            "Consuming topic %s as group %s from %s (receivers: %s); offsets are committed after handling.",
+            self.config.kafka_topic,
+            self.config.group_id,
+            self.config.bootstrap_servers,
+            "topic and event signals" if self.dispatcher.has_receivers() else "none, --allow-no-handlers",
+        )
+
+    def _close(self, client: Consumer) -> None:
+        try:
+            client.close()
+        except (KafkaException, RuntimeError) as error:
+            logger.warning("Closing the Kafka client failed (%s); the group will evict this member by timeout.", error)
+        self._client = None
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _should_stop(self) -> bool:
+        if self.stop.is_set():
+            self.summary.stop_reason = f"stop requested ({self.stop.reason})"
+        elif self.options.max_messages is not None and self.summary.handled >= self.options.max_messages:
+            self.summary.stop_reason = f"--max-messages {self.options.max_messages} reached"
+        elif (
+            self.options.idle_timeout is not None
+            and time.monotonic() - self._last_message_at >= self.options.idle_timeout
+        ):
+            self.summary.stop_reason = f"no message for --idle-timeout {self.options.idle_timeout:g}s"
+        else:
+            return False
+        return True
+
+    def _poll_once(self, client: Consumer) -> None:
+        raw = client.poll(self.config.poll_timeout)
+        self._raise_if_fatal()
+        if raw is None:
+            self._report_progress()
+            return
+        error = raw.error()
+        if error is not None:
+            self._on_message_error(error)
+            return
+        self._last_message_at = time.monotonic()
+        self._handle(client, raw)
+        self._report_progress()
+
+    def _handle(self, client: Consumer, raw: KafkaMessage) -> None:
+        """Deserialize and dispatch one message, then store its offset if every receiver returned."""
+        close_old_connections()
+        try:
+            message = self._to_message(raw)
+            result = self.dispatcher.dispatch(message)
+        except DeserializationError as error:
+            self._on_malformed(raw, error)
+            return
+        finally:
+            close_old_connections()
+        if not result.ok:
+            self._on_failed(raw, result)
+            return
+        self._store_offset(client, raw)
+
+    def _to_message(self, raw: KafkaMessage) -> Message:
+        headers = tuple(raw.headers() or ())
+        return Message(
+            topic=raw.topic(),
+            partition=raw.partition(),
+            offset=raw.offset(),
+            key=deserialize(self._key_deserializer, raw.key(), "key"),
+            value=deserialize(self._value_deserializer, raw.value(), "value"),
+            headers=headers,
+            timestamp=to_datetime(raw.timestamp()),
+            event_type=decode_event_type(headers),
+        )
+
+    def _store_offset(self, client: Consumer, raw: KafkaMessage) -> None:
+        try:
+            client.store_offsets(message=raw)
+        except KafkaException as error:
+            # The partition was taken away meanwhile; its new owner will get this message again.
+            logger.warning(
+                "Could not store offset %s of %s[%s] (%s); the message will be redelivered.",
+                raw.offset(),
+                raw.topic(),
+                raw.partition(),
+                error,
+            )
+            return
+        self.summary.handled += 1
+        self._progress_count += 1
+
+    def _on_failed(self, raw: KafkaMessage, result: DispatchResult) -> None:
+        for failure in result.failures:
+            logger.error(
+                "Receiver %s failed on %s[%s]@%s (group %s): %s: %s",
+                failure.receiver_name,
+                raw.topic(),
+                raw.partition(),
+                raw.offset(),
+                self.config.group_id,
+                type(failure.error).__name__,
+                failure.error,
+                exc_info=(type(failure.error), failure.error, failure.error.__traceback__),
+            )
+        names = ", ".join(failure.receiver_name for failure in result.failures)
+        raise MessageFailedError(
+            f"receiver {names} failed on {raw.topic()}[{raw.partition()}]@{raw.offset()}; the offset was not "
+            "committed, so the message will be redelivered; fix the receiver or its dependencies and restart"
+        )
+
+    def _on_malformed(self, raw: KafkaMessage, error: DeserializationError) -> None:
+        raise MessageFailedError(
+            f"{raw.topic()}[{raw.partition()}]@{raw.offset()} is malformed: {error}; the offset was not committed; "
+            f"fix the producer or the topic's DESERIALIZER (now {self.config.deserializer!r})"
+        )
+
+    def _report_progress(self) -> None:
+        now = time.monotonic()
+        elapsed = now - self._progress_at
+        if elapsed < self.config.progress_interval:
+            return
+        logger.info(
+            "Handled %d messages of %s (group %s) in the last %.0fs (%.1f/s), %d since start.",
+            self._progress_count,
+            self.config.kafka_topic,
+            self.config.group_id,
+            elapsed,
+            self._progress_count / elapsed,
+            self.summary.handled,
+        )
+        self._progress_at = now
+        self._progress_count = 0
+
+    # -- offsets and rebalances -------------------------------------------------------------
+
+    def _commit(self, client: Consumer, why: str) -> None:
+        """Commit every stored offset synchronously; nothing stored is not an error."""
+        try:
+            client.commit(asynchronous=False)
+        except KafkaException as error:
+            if error.args and error.args[0].code() == KafkaError._NO_OFFSET:
+                return
+            logger.warning(
+                "Committing offsets of %s on %s failed (%s); uncommitted messages will be redelivered.",
+                self.config.kafka_topic,
+                why,
+                error,
+            )
+
+    def _on_assign(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.info(
+            "Assigned partitions %s of %s (group %s).",
+            _partition_list(partitions),
+            self.config.kafka_topic,
+            self.config.group_id,
+        )
+
+    def _on_revoke(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        self._commit(client, "revoke")
+        logger.info(
+            "Revoked partitions %s of %s (group %s) after committing handled offsets.",
+            _partition_list(partitions),
+            self.config.kafka_topic,
+            self.config.group_id,
+        )
+
+    def _on_lost(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.warning(
+            "Lost partitions %s of %s (group %s) without a clean revoke; "
+            "their uncommitted messages will be redelivered to the new owner.",
+            _partition_list(partitions),
+            self.config.kafka_topic,
+            self.config.group_id,
+        )
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback, served from poll(): record fatal errors, log the rest."""
+        if error.code() == KafkaError._AUTHENTICATION:
+            self._fatal = AuthenticationError(
+                f"Kafka rejected the credentials ({error.str()}); check the sasl.* and ssl.* options "
+                "in KAFKA_CONSUMER['CONSUMER_CONFIG']"
+            )
+        elif error.fatal():
+            self._fatal = FatalKafkaError(
+                f"fatal Kafka error: {error.str()}; the client cannot recover, so the process exits for a restart"
+            )
+        elif error.code() in TRANSIENT_ERRORS:
+            logger.warning("Kafka is unreachable for now (%s); librdkafka keeps reconnecting.", error.str())
+        else:
+            logger.warning("Kafka client error (%s); the client retries on its own.", error.str())
+
+    def _on_message_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise TopicNotFoundError(
+                f"topic {self.config.kafka_topic!r} disappeared from the cluster ({error.str()}); "
+                "recreate it or stop this consumer"
+            )
+        if error.fatal():
+            raise FatalKafkaError(f"fatal Kafka error: {error.str()}; the process exits for a restart")
+        logger.warning("Kafka reported %s while consuming %s; polling goes on.", error.str(), self.config.kafka_topic)
+
+    def _raise_if_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+
+
+def _partition_list(partitions: list[TopicPartition]) -> str:
+    return (
+        "[" + ", ".join(str(partition.partition) for partition in sorted(partitions, key=lambda p: p.partition)) + "]"
+    )

@@ -1,0 +1,52 @@
+"""
+The exceptions kafka_consumer_app raises.
+
+Every fatal condition maps to one class here. Each carries an ``exit_code`` so that
+``consume_events`` can exit with a code operators can tell apart, and a message that
+names the cause and the fix on one line.
+"""
+
+from __future__ import annotations
+
+#: Exit codes of ``consume_events``. 0 is a clean stop; 2 is argparse's usage error.
+EXIT_CONFIGURATION = 1
+EXIT_HANDLER_FAILED = 3
+EXIT_KAFKA = 4
+
+
+class KafkaConsumerAppError(Exception):
+    """Base class: a condition that stops the consumer. ``str()`` is one line for operators."""
+
+    exit_code = EXIT_CONFIGURATION
+
+
+class ConfigurationError(KafkaConsumerAppError):
+    """Settings or command-line options are missing or invalid; nothing was consumed."""
+
+
+class TopicNotFoundError(KafkaConsumerAppError):
+    """The topic to consume does not exist on the cluster."""
+
+
+class BrokerUnavailableError(KafkaConsumerAppError):
+    """No broker answered within the bounded connection wait."""
+
+
+class AuthenticationError(KafkaConsumerAppError):
+    """The cluster rejected the configured credentials."""
+
+
+class FatalKafkaError(KafkaConsumerAppError):
+    """librdkafka reported an error the client cannot recover from."""
+
+    exit_code = EXIT_KAFKA
+
+
+class MessageFailedError(KafkaConsumerAppError):
+    """A message could not be handled; its offset was not committed, so it will be redelivered."""
+
+    exit_code = EXIT_HANDLER_FAILED
+
+
+class DeserializationError(Exception):
+    """A message's key or value could not be decoded by the topic's deserializer."""

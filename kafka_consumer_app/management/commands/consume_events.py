@@ -1,0 +1,102 @@
+"""
+``./manage.py consume_events --topic TOPIC``: consume one topic until stopped.
+
+A thin adapter: it parses options, maps ``--verbosity`` to a log level, builds an
+:class:`~kafka_consumer_app.consumer.EventConsumer` and calls ``run()``. Exit codes are
+listed in :mod:`kafka_consumer_app.exceptions` and in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+
+from kafka_consumer_app import conf
+from kafka_consumer_app.consumer import EventConsumer, RunOptions
+from kafka_consumer_app.exceptions import KafkaConsumerAppError
+from kafka_consumer_app.shutdown import GracefulShutdown, StopRequest
+
+LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer greater than zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a number of seconds greater than zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+class Command(BaseCommand):
+    """Consume one Kafka topic and send each message to its Django signal receivers."""
+
+    help = (
+        "Consume one Kafka topic and send each message to the receivers of topic_signal(TOPIC) and "
+        "event_signal(ce_type). Exits 0 on SIGTERM/SIGINT or when a limit is reached, non-zero on errors."
+    )
+    # The settings are checked below, on one line; Django's multi-line check report is for `manage.py check`.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Declare the command-line options."""
+        parser.add_argument("--topic", required=True, help="Topic to consume, without TOPIC_PREFIX.")
+        parser.add_argument("--group-id", help="Consumer group; overrides the settings.")
+        parser.add_argument("--max-messages", type=positive_int, help="Stop cleanly after handling this many messages.")
+        parser.add_argument(
+            "--idle-timeout",
+            type=positive_seconds,
+            metavar="SECONDS",
+            help="Stop cleanly when no message arrived for this many seconds.",
+        )
+        parser.add_argument(
+            "--allow-no-handlers",
+            action="store_true",
+            help="Start even when no receiver is connected (messages are then committed unhandled).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Build the consumer and run it until a clean stop; turn fatal errors into one line."""
+        configure_logging(options["verbosity"])
+        try:
+            config = conf.get_topic_config(options["topic"], options.get("group_id"))
+            run_options = RunOptions(
+                max_messages=options.get("max_messages"),
+                idle_timeout=options.get("idle_timeout"),
+                allow_no_handlers=options["allow_no_handlers"],
+            )
+            stop = StopRequest()
+            consumer = EventConsumer(config, run_options, stop)
+            connections.close_all()  # no connection opened at startup should outlive a fork or idle time
+            with GracefulShutdown(stop):
+                consumer.run()
+        except KafkaConsumerAppError as error:
+            raise CommandError(str(error), returncode=error.exit_code) from error
+
+
+def configure_logging(verbosity: int) -> None:
+    """Map ``--verbosity`` to the app's log level, adding a stderr handler if logging is unconfigured."""
+    app_logger = logging.getLogger("kafka_consumer_app")
+    app_logger.setLevel(LOG_LEVELS.get(verbosity, logging.INFO))
+    if not app_logger.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        app_logger.addHandler(handler)

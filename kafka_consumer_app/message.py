@@ -1,0 +1,63 @@
+"""The immutable message value that receivers get as ``message=``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+#: The CloudEvents (Kafka binding) header naming the event type; ``event_signal`` routes on it.
+EVENT_TYPE_HEADER = "ce_type"
+
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """
+    One Kafka message as receivers see it.
+
+    ``value`` and ``key`` are already deserialized. ``headers`` keeps Kafka's order and any
+    repeated names, as ``(name, bytes)`` pairs. ``timestamp`` is an aware UTC datetime, or
+    None when the producer set none. ``event_type`` is the ``ce_type`` header, decoded.
+    ``topic`` is the Kafka topic, with any TOPIC_PREFIX.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: Any
+    value: Any
+    headers: Headers
+    timestamp: datetime | None
+    event_type: str | None
+
+    def header(self, name: str) -> bytes | None:
+        """Return the last value of header ``name``, or None when absent."""
+        for header_name, value in reversed(self.headers):
+            if header_name == name:
+                return value
+        return None
+
+    def __str__(self) -> str:
+        """Name the message by its coordinates, never by its payload (which may hold personal data)."""
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+def to_datetime(timestamp: tuple[int, int] | None) -> datetime | None:
+    """Convert confluent-kafka's ``(type, milliseconds)`` timestamp to an aware datetime."""
+    # Type 0 is TIMESTAMP_NOT_AVAILABLE.
+    if not timestamp or timestamp[0] == 0:
+        return None
+    return datetime.fromtimestamp(timestamp[1] / 1000, tz=UTC)
+
+
+def decode_event_type(headers: Headers) -> str | None:
+    """Return the decoded ``ce_type`` header, or None when absent or not UTF-8."""
+    for name, value in reversed(headers):
+        if name == EVENT_TYPE_HEADER and value is not None:
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+    return None

@@ -1,0 +1,72 @@
+"""
+The Django signals that carry Kafka messages to receivers; the only place they are defined.
+
+Connect receivers the Django way, in ``<app>/kafka_handlers.py`` (autodiscovered) or in
+``AppConfig.ready()``::
+
+    from django.dispatch import receiver
+    from kafka_consumer_app.signals import event_signal, topic_signal
+
+    @receiver(topic_signal("user-events"))
+    def on_user_event(sender, message, **kwargs):
+        ...
+
+    @receiver(event_signal("org.openedx.learning.course.enrollment.created.v1"))
+    def on_enrollment(sender, message, **kwargs):
+        ...
+
+Every receiver is called with these keyword arguments:
+
+- ``sender``: the :class:`~kafka_consumer_app.consumer.EventConsumer` class. Do not pass
+  ``sender=`` to ``@receiver``: Django matches senders by identity, never by name.
+- ``signal``: the signal itself.
+- ``message``: a :class:`~kafka_consumer_app.message.Message`.
+
+A receiver that raises marks the message as failed: its offset is not committed.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from django.dispatch import Signal
+
+_lock = threading.Lock()
+_topic_signals: dict[str, Signal] = {}
+_event_signals: dict[str, Signal] = {}
+
+
+def _get(registry: dict[str, Signal], name: str, kind: str) -> Signal:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{kind} signal name must be a non-empty string, not {name!r}")
+    with _lock:
+        signal = registry.get(name)
+        if signal is None:
+            signal = registry[name] = Signal()
+        return signal
+
+
+def topic_signal(topic: str) -> Signal:
+    """
+    Return the signal sent for every message of ``topic`` (the name given to ``--topic``).
+
+    Receivers get ``sender``, ``signal`` and ``message``. The same name always returns the same signal.
+    """
+    return _get(_topic_signals, topic, "topic")
+
+
+def event_signal(event_type: str) -> Signal:
+    """
+    Return the signal sent for every message whose CloudEvents ``ce_type`` header is ``event_type``.
+
+    It is sent after the topic signal, on whatever topic the message arrives. Receivers get
+    ``sender``, ``signal`` and ``message``. The same name always returns the same signal.
+    """
+    return _get(_event_signals, event_type, "event")
+
+
+def any_event_receivers(sender: object) -> bool:
+    """Return True when some ``event_signal`` has a receiver that would get messages from ``sender``."""
+    with _lock:
+        signals = list(_event_signals.values())
+    return any(signal.has_listeners(sender) for signal in signals)

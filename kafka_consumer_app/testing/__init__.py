@@ -1,0 +1,1 @@
+"""Helpers for testing services that use kafka_consumer_app (see also :mod:`.broker`)."""

@@ -1,0 +1,358 @@
+"""
+A real, single-node Apache Kafka broker for tests and demos, with no Docker.
+
+Apache Kafka's jars are fetched with Maven from Maven Central into a cache directory
+(``$KAFKA_CONSUMER_APP_CACHE``, default ``.cache/kafka`` under the working directory),
+then the broker runs in KRaft mode (broker and controller in one JVM) on 127.0.0.1, on
+free ports, with a temporary log directory. Java 17+ and Maven must be on the PATH.
+
+The same module serves the test suite's session fixture and the command line::
+
+    python -m kafka_consumer_app.testing.broker fetch
+    python -m kafka_consumer_app.testing.broker run --topic orders:3 --ready-file /tmp/kafka.env
+
+``run`` prints ``KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port>`` and serves until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+#: The Apache Kafka release the broker runs; 4.x runs on Java 17.
+KAFKA_VERSION = "4.1.1"
+#: SLF4J binding so that the broker's own log reaches its log file.
+LOG4J_VERSION = "2.24.3"
+
+POM = """<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>kafka-consumer-app.local</groupId>
+  <artifactId>local-kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+LOG4J2_PROPERTIES = """status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = ${sys:kafka.logs.dir}/broker.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = info
+logger.state.name = state.change.logger
+logger.state.level = warn
+logger.controller.name = org.apache.kafka.controller
+logger.controller.level = warn
+"""
+
+#: Broker settings tuned for one node and fast tests. Topics are never auto-created, so
+#: tests about missing topics (and missing dead-letter topics) mean what they say.
+DEFAULT_PROPERTIES = {
+    "process.roles": "broker,controller",
+    "node.id": "1",
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
+    "auto.create.topics.enable": "false",
+    "num.partitions": "1",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "3",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "log.retention.hours": "2",
+}
+
+
+class BrokerError(RuntimeError):
+    """The local broker could not be fetched or started; the message says why and what to do."""
+
+
+def cache_dir() -> Path:
+    """Where the Kafka jars are kept: ``$KAFKA_CONSUMER_APP_CACHE`` or ``./.cache/kafka``."""
+    return Path(os.environ.get("KAFKA_CONSUMER_APP_CACHE") or Path.cwd() / ".cache" / "kafka").resolve()
+
+
+def fetch(directory: Path | None = None, quiet: bool = True) -> Path:
+    """Fetch Apache Kafka's jars with Maven (once) and return the directory holding them."""
+    home = (directory or cache_dir()) / f"kafka-{KAFKA_VERSION}"
+    lib = home / "lib"
+    marker = home / ".complete"
+    if marker.exists():
+        return lib
+    if shutil.which("mvn") is None:
+        raise BrokerError("Maven ('mvn') is not on the PATH; install Maven 3 to fetch Apache Kafka's jars")
+    if shutil.which("java") is None:
+        raise BrokerError("Java ('java') is not on the PATH; install Java 17 or newer to run Apache Kafka")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "pom.xml").write_text(POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION), encoding="utf-8")
+    command = ["mvn", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={lib}"]
+    if quiet:
+        command.insert(1, "-q")
+    result = subprocess.run(command, cwd=home, capture_output=quiet, text=True, check=False)
+    if result.returncode != 0:
+        tail = (result.stdout or "")[-2000:] if quiet else ""
+        raise BrokerError(f"Maven could not fetch org.apache.kafka:kafka_2.13:{KAFKA_VERSION}:\n{tail}")
+    marker.write_text(KAFKA_VERSION, encoding="utf-8")
+    return lib
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _random_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+
+
+class LocalKafkaBroker:
+    """
+    One KRaft broker+controller JVM on 127.0.0.1.
+
+    ``start()`` returns once the broker answers metadata requests; ``stop()`` shuts it down
+    and ``start()`` again restarts it on the same ports with the same data, as a real
+    broker restart would. Use it as a context manager to remove its data afterwards.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        extra_properties: dict[str, str] | None = None,
+        heap: str = "512m",
+    ) -> None:
+        self.port = port or free_port()
+        self.controller_port = free_port()
+        self.extra_properties = dict(extra_properties or {})
+        self.heap = heap
+        self.workdir = Path(tempfile.mkdtemp(prefix="kafka-broker-"))
+        self.process: subprocess.Popen[bytes] | None = None
+        self._formatted = False
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The ``host:port`` clients connect to."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's own log, useful when a test fails."""
+        return self.workdir / "logs" / "broker.log"
+
+    def properties(self) -> dict[str, str]:
+        """The broker's server.properties as a dict."""
+        props = dict(DEFAULT_PROPERTIES)
+        props.update(
+            {
+                "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+                "log.dirs": str(self.workdir / "data"),
+            }
+        )
+        props.update(self.extra_properties)
+        return props
+
+    def _write_config(self) -> Path:
+        (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        (self.workdir / "log4j2.properties").write_text(LOG4J2_PROPERTIES, encoding="utf-8")
+        path = self.workdir / "server.properties"
+        path.write_text("".join(f"{key}={value}\n" for key, value in self.properties().items()), encoding="utf-8")
+        return path
+
+    def _java(self, lib: Path, *args: str) -> list[str]:
+        return [
+            "java",
+            f"-Xmx{self.heap}",
+            "-Xss1m",
+            "-XX:+UseG1GC",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={self.workdir / 'logs'}",
+            f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
+            "-cp",
+            f"{lib}/*",
+            *args,
+        ]
+
+    def start(self, timeout: float = 90.0) -> LocalKafkaBroker:
+        """Start (or restart) the broker and wait until it serves metadata."""
+        lib = fetch()
+        config = self._write_config()
+        if not self._formatted:
+            result = subprocess.run(
+                self._java(lib, "kafka.tools.StorageTool", "format", "-t", _random_cluster_id(), "-c", str(config)),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise BrokerError(
+                    f"formatting the Kafka log dir failed: {result.stdout[-1000:]}{result.stderr[-1000:]}"
+                )
+            self._formatted = True
+        output = open(self.workdir / "logs" / "stdout.log", "ab")  # noqa: SIM115 (kept open for the process)
+        self.process = subprocess.Popen(
+            self._java(lib, "kafka.Kafka", str(config)),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        output.close()
+        self._wait_until_ready(timeout)
+        return self
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        from confluent_kafka.admin import AdminClient  # pylint: disable=import-outside-toplevel
+
+        deadline = time.monotonic() + timeout
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise BrokerError(f"the Kafka broker exited during startup; see {self.log_file}:\n{self._log_tail()}")
+            try:
+                metadata = admin.list_topics(timeout=1.0)
+                if metadata.brokers:
+                    return
+            except Exception:
+                time.sleep(0.2)
+        self.stop()
+        raise BrokerError(
+            f"the Kafka broker did not answer within {timeout:g}s; see {self.log_file}:\n{self._log_tail()}"
+        )
+
+    def _log_tail(self) -> str:
+        for path in (self.log_file, self.workdir / "logs" / "stdout.log"):
+            if path.exists():
+                return path.read_text(encoding="utf-8", errors="replace")[-3000:]
+        return "(no log)"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Shut the broker down cleanly (SIGTERM), killing it if it takes longer than ``timeout``."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def cleanup(self) -> None:
+        """Stop the broker and delete its data."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def create_topic(self, name: str, partitions: int = 1, config: dict[str, str] | None = None) -> None:
+        """Create a topic and wait until every partition has a leader."""
+        from confluent_kafka.admin import AdminClient, NewTopic  # pylint: disable=import-outside-toplevel
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        futures = admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
+            operation_timeout=30,
+        )
+        futures[name].result(timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            topic = admin.list_topics(name, timeout=5).topics.get(name)
+            ready = topic is not None and topic.error is None and len(topic.partitions) == partitions
+            if ready and all(p.leader >= 0 and p.error is None for p in topic.partitions.values()):
+                return
+            time.sleep(0.1)
+        raise BrokerError(f"topic {name} was created but its partitions got no leader within 30s")
+
+    def __enter__(self) -> LocalKafkaBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+
+def _parse_topic(text: str) -> tuple[str, int]:
+    name, _, partitions = text.partition(":")
+    return name, int(partitions or 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``fetch`` the jars, or ``run`` a broker until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(
+        prog="python -m kafka_consumer_app.testing.broker", description=__doc__.split("\n\n")[0]
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("fetch", help="Fetch Apache Kafka's jars with Maven into the cache.")
+    run = sub.add_parser("run", help="Run a broker on 127.0.0.1 until SIGTERM or SIGINT.")
+    run.add_argument("--port", type=int, help="Client port (default: a free one).")
+    run.add_argument("--topic", action="append", default=[], metavar="NAME[:PARTITIONS]", help="Create this topic.")
+    run.add_argument("--ready-file", type=Path, help="Write KAFKA_BOOTSTRAP_SERVERS=... here once ready.")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "fetch":
+            print(f"Apache Kafka {KAFKA_VERSION} jars are in {fetch(quiet=False)}")
+            return 0
+        return _run(args)
+    except BrokerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    with LocalKafkaBroker(port=args.port) as broker:
+        for name, partitions in map(_parse_topic, args.topic):
+            broker.create_topic(name, partitions)
+        line = f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}"
+        print(line, flush=True)
+        if args.ready_file:
+            args.ready_file.write_text(line + "\n", encoding="utf-8")
+        while not stopped.wait(0.5):
+            if broker.process is None or broker.process.poll() is not None:
+                print(f"error: the broker exited; see {broker.log_file}", file=sys.stderr)
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

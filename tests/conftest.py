@@ -1,0 +1,54 @@
+"""Fixtures: one real Apache Kafka broker per test session, and a fresh topic per test."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from kafka_consumer_app.testing.broker import LocalKafkaBroker
+
+_topic_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[LocalKafkaBroker]:
+    """A single-node KRaft broker on 127.0.0.1; if it cannot start, every test using it errors."""
+    broker = LocalKafkaBroker()
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.cleanup()
+
+
+@pytest.fixture
+def make_topic(kafka_broker: LocalKafkaBroker, request: pytest.FixtureRequest) -> Callable[..., str]:
+    """Create a topic whose name is unique to this test, and return its name."""
+
+    def make(partitions: int = 1, suffix: str = "") -> str:
+        base = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:60]
+        name = f"{base}-{next(_topic_numbers)}{suffix}-{uuid.uuid4().hex[:6]}"
+        kafka_broker.create_topic(name, partitions)
+        return name
+
+    return make
+
+
+@pytest.fixture
+def group_id(request: pytest.FixtureRequest) -> str:
+    """A consumer group unique to this test."""
+    return f"group-{request.node.name[:40]}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def kafka_settings(settings, kafka_broker: LocalKafkaBroker, group_id: str):
+    """Point KAFKA_CONSUMER at the local broker, with this test's group."""
+    settings.KAFKA_CONSUMER = {
+        **settings.KAFKA_CONSUMER,
+        "BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
+        "GROUP_ID": group_id,
+    }
+    return settings

@@ -1,0 +1,153 @@
+"""Helpers shared by the broker tests: producing, reading commits, running consume_events processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = ROOT / "example" / "manage.py"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Return ``predicate()``'s first truthy value; fail the test naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    values: Iterable[Any],
+    *,
+    key: Callable[[int], str | None] = lambda index: f"key-{index}",
+    headers: list[tuple[str, bytes]] | None = None,
+    raw: bool = False,
+    partition: int | None = None,
+) -> int:
+    """Produce ``values`` (JSON-encoded unless ``raw``) and wait for every delivery; return the count."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    failures: list[str] = []
+
+    def on_delivery(error, _message):
+        if error is not None:
+            failures.append(str(error))
+
+    count = 0
+    for index, value in enumerate(values):
+        payload = value if raw else json.dumps(value).encode()
+        kwargs = {"partition": partition} if partition is not None else {}
+        producer.produce(topic, payload, key=key(index), headers=headers, on_delivery=on_delivery, **kwargs)
+        producer.poll(0)
+        count += 1
+    remaining = producer.flush(60)
+    assert remaining == 0 and not failures, f"produce failed: {remaining} undelivered, errors {failures[:3]}"
+    return count
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """Return the group's committed offset per partition (-1001 where none is committed)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=20)
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in offsets}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One line of the test app's record file: which process handled which message."""
+
+    pid: int
+    partition: int
+    offset: int
+    id: int | None
+    kind: str
+
+
+def read_records(path: Path) -> list[Record]:
+    """Parse the record file written by tests/testapp/kafka_handlers.py."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        pid, partition, offset, ident, kind = line.split()
+        records.append(Record(int(pid), int(partition), int(offset), None if ident == "None" else int(ident), kind))
+    return records
+
+
+def duplicates(records: list[Record]) -> int:
+    """How many handlings were repeats of a message already handled."""
+    counts = Counter((r.partition, r.offset) for r in records)
+    return sum(count - 1 for count in counts.values())
+
+
+class ConsumerProcess:
+    """``python example/manage.py consume_events`` in a subprocess, with the test settings."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, record: Path, *args: str, group: str, env: dict[str, str] | None = None
+    ):
+        self.log_path = record.with_name(f"{record.stem}-{time.monotonic_ns()}.log")
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example")]),
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "KAFKA_GROUP_ID": group,
+            "TESTAPP_TOPIC": topic,
+            "TESTAPP_RECORD": str(record),
+            **(env or {}),
+        }
+        self.argv = [sys.executable, str(MANAGE), "consume_events", "--topic", topic, *args]
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in wait())
+        self.process = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        """The process id, as the test app records it."""
+        return self.process.pid
+
+    def send(self, signum: int = signal.SIGTERM) -> None:
+        """Send an OS signal to the process."""
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for exit within ``timeout`` seconds and return the exit code; fail the test otherwise."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"consume_events did not exit within {timeout:g}s; output:\n{self.output()}") from None
+        finally:
+            self._log.close()
+
+    def output(self) -> str:
+        """Everything the process wrote to stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the process (if still running) and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._log.close()

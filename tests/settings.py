@@ -1,0 +1,33 @@
+"""
+Settings of the test suite: the example project, with a test app in place of its own.
+
+The test app connects receivers for the topic named in the environment, so that
+``consume_events`` subprocesses started by the tests have something to call.
+"""
+
+import os
+
+from example_project.settings import *  # noqa: F403
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "kafka_consumer_app",
+    "tests.testapp",
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("TEST_DB_PATH", ":memory:"),
+        "OPTIONS": {"timeout": 30},
+    }
+}
+
+KAFKA_CONSUMER = {
+    "BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    "GROUP_ID": os.environ.get("KAFKA_GROUP_ID", "tests"),
+    "CONNECT_TIMEOUT": float(os.environ.get("KAFKA_CONNECT_TIMEOUT", "20")),
+    "PROGRESS_INTERVAL": float(os.environ.get("KAFKA_PROGRESS_INTERVAL", "60")),
+    "POLL_TIMEOUT": 0.5,
+}
