@@ -53,5 +53,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"kafka_consumer_app": {"handlers": ["stderr"], "level": "INFO"}},
+    "loggers": {
+        "kafka_consumer_app": {"handlers": ["stderr"], "level": "INFO"},
+        "orders": {"handlers": ["stderr"], "level": "INFO"},
+    },
 }

@@ -1,4 +1,4 @@
-"""What the example service's receivers write: one row per order they handled."""
+"""What the example service's receivers write."""
 
 from django.db import models
 
@@ -14,3 +14,13 @@ class Order(models.Model):
 
     def __str__(self):
         return f"order {self.order_id} ({self.status})"
+
+
+class AuditEntry(models.Model):
+    """One row per distinct message seen on the orders topic, keyed by its coordinates."""
+
+    source = models.CharField(max_length=128, unique=True, help_text="topic[partition]@offset")
+    event_type = models.CharField(max_length=128, blank=True)
+
+    def __str__(self):
+        return f"{self.source} {self.event_type}"
