@@ -24,6 +24,7 @@ from kafka_consumer_app.dispatch import Dispatcher, DispatchResult
 from kafka_consumer_app.exceptions import (
     AuthenticationError,
     BrokerUnavailableError,
+    CircuitOpenError,
     ConfigurationError,
     DeserializationError,
     FatalKafkaError,
@@ -31,9 +32,19 @@ from kafka_consumer_app.exceptions import (
     MessageFailedError,
     TopicNotFoundError,
 )
+from kafka_consumer_app.failures import (
+    REASON_MALFORMED,
+    CircuitBreaker,
+    DeadLetterProducer,
+    FailureReport,
+    PendingRetry,
+    RetryPolicy,
+    RetryScheduler,
+)
 from kafka_consumer_app.message import Message, decode_event_type, to_datetime
 from kafka_consumer_app.serialization import deserialize, get_deserializer
 from kafka_consumer_app.shutdown import StopRequest
+from kafka_consumer_app.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 librdkafka_logger = logging.getLogger("kafka_consumer_app.librdkafka")
@@ -55,7 +66,12 @@ class RunOptions:
 class RunSummary:
     """What one ``run()`` did, for the caller's last log line and for tests."""
 
+    #: Messages whose offsets were stored: handled, dead-lettered or skipped.
+    processed: int = 0
     handled: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
     stop_reason: str = ""
 
 
@@ -75,6 +91,12 @@ class EventConsumer:
         self.summary = RunSummary()
         self._value_deserializer = get_deserializer(config.deserializer)
         self._key_deserializer = get_deserializer(config.key_deserializer)
+        failure = config.failure
+        self.retry_policy = RetryPolicy(failure.retry)
+        self.retries = RetryScheduler(config.kafka_topic)
+        self.breaker = CircuitBreaker(failure.circuit_breaker)
+        self.watchdog = Watchdog(failure.soft_timeout, failure.hard_timeout, on_stall=self._commit_before_exit)
+        self._dead_letters: DeadLetterProducer | None = None
         self._client: Consumer | None = None
         self._fatal: KafkaConsumerAppError | None = None
         self._last_message_at = time.monotonic()
@@ -87,8 +109,12 @@ class EventConsumer:
         """Consume until a clean stop; raise KafkaConsumerAppError on anything fatal."""
         self._require_receivers()
         client = self._client = Consumer(self.client_config())
+        if self.config.failure.policy == "dead-letter":
+            self._dead_letters = DeadLetterProducer(self.config)
+        self.watchdog.start()
         try:
             self._wait_for_topic(client)
+            self._check_dead_letter_topic(client)
             client.subscribe(
                 [self.config.kafka_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
             )
@@ -98,12 +124,15 @@ class EventConsumer:
                 self._poll_once(client)
             self._commit(client, "shutdown")
         finally:
+            self.watchdog.stop()
             self._close(client)
         logger.info(
-            "Stopped consuming %s (group %s) after %d messages: %s.",
+            "Stopped consuming %s (group %s) after %d messages (%d dead-lettered, %d skipped): %s.",
             self.config.kafka_topic,
             self.config.group_id,
-            self.summary.handled,
+            self.summary.processed,
+            self.summary.dead_lettered,
+            self.summary.skipped,
             self.summary.stop_reason,
         )
         return self.summary
@@ -172,6 +201,23 @@ class EventConsumer:
                 "READ on the topic and the group"
             )
 
+    def _check_dead_letter_topic(self, client: Consumer) -> None:
+        """Warn at startup when the dead-letter topic is missing: parking would then stop the consumer."""
+        topic = self.config.failure.dead_letter_topic
+        if self._dead_letters is None or topic is None:
+            return
+        try:
+            metadata = client.list_topics(topic, timeout=5)
+        except KafkaException:
+            return
+        found = metadata.topics.get(topic)
+        if found is None or (found.error is not None and found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+            logger.warning(
+                "Dead-letter topic %s does not exist: a message that fails its last attempt will stop this "
+                "consumer (exit 3, nothing committed) until the topic is created.",
+                topic,
+            )
+
     def _log_startup(self) -> None:
         logger.info(
             "Consuming topic %s as group %s from %s (receivers: %s); offsets are committed after handling.",
@@ -182,18 +228,20 @@ class EventConsumer:
         )
 
     def _close(self, client: Consumer) -> None:
+        self._client = None
         try:
             client.close()
         except (KafkaException, RuntimeError) as error:
             logger.warning("Closing the Kafka client failed (%s); the group will evict this member by timeout.", error)
-        self._client = None
+        if self._dead_letters is not None:
+            self._dead_letters.close()
 
     # -- the loop --------------------------------------------------------------------------
 
     def _should_stop(self) -> bool:
         if self.stop.is_set():
             self.summary.stop_reason = f"stop requested ({self.stop.reason})"
-        elif self.options.max_messages is not None and self.summary.handled >= self.options.max_messages:
+        elif self.options.max_messages is not None and self.summary.processed >= self.options.max_messages:
             self.summary.stop_reason = f"--max-messages {self.options.max_messages} reached"
         elif (
             self.options.idle_timeout is not None
@@ -205,7 +253,8 @@ class EventConsumer:
         return True
 
     def _poll_once(self, client: Consumer) -> None:
-        raw = client.poll(self.config.poll_timeout)
+        self.retries.resume_due(client)
+        raw = client.poll(self.retries.poll_timeout(self.config.poll_timeout))
         self._raise_if_fatal()
         if raw is None:
             self._report_progress()
@@ -220,19 +269,33 @@ class EventConsumer:
 
     def _handle(self, client: Consumer, raw: KafkaMessage) -> None:
         """Deserialize and dispatch one message, then store its offset if every receiver returned."""
+        pending = self.retries.pending(raw.partition())
+        if pending is not None and (raw.offset() != pending.offset or not pending.resumed):
+            # Fetched before the partition was rewound; it comes again after the message being retried.
+            client.seek(TopicPartition(raw.topic(), raw.partition(), pending.offset))
+            return
         close_old_connections()
         try:
             message = self._to_message(raw)
-            result = self.dispatcher.dispatch(message)
+            with self.watchdog.watching(_coordinates(raw)):
+                result = self._dispatch(message, pending)
         except DeserializationError as error:
-            self._on_malformed(raw, error)
+            self._give_up(client, raw, FailureReport(REASON_MALFORMED, [error]), counts_for_breaker=False)
             return
         finally:
             close_old_connections()
         if not result.ok:
-            self._on_failed(raw, result)
+            self._on_failed(client, raw, result, pending)
             return
-        self._store_offset(client, raw)
+        self.retries.finish(raw.partition())
+        self.breaker.record_success()
+        if self._store_offset(client, raw):
+            self.summary.handled += 1
+
+    def _dispatch(self, message: Message, pending: PendingRetry | None) -> DispatchResult:
+        if pending is None:
+            return self.dispatcher.dispatch(message)
+        return self.dispatcher.redispatch(message, pending.failures)
 
     def _to_message(self, raw: KafkaMessage) -> Message:
         headers = tuple(raw.headers() or ())
@@ -247,46 +310,110 @@ class EventConsumer:
             event_type=decode_event_type(headers),
         )
 
-    def _store_offset(self, client: Consumer, raw: KafkaMessage) -> None:
+    def _store_offset(self, client: Consumer, raw: KafkaMessage) -> bool:
         try:
             client.store_offsets(message=raw)
         except KafkaException as error:
             # The partition was taken away meanwhile; its new owner will get this message again.
             logger.warning(
-                "Could not store offset %s of %s[%s] (%s); the message will be redelivered.",
-                raw.offset(),
-                raw.topic(),
-                raw.partition(),
-                error,
+                "Could not store offset of %s (%s); the message will be redelivered.", _coordinates(raw), error
             )
-            return
-        self.summary.handled += 1
+            return False
+        self.summary.processed += 1
         self._progress_count += 1
+        return True
 
-    def _on_failed(self, raw: KafkaMessage, result: DispatchResult) -> None:
+    # -- failures ----------------------------------------------------------------------------
+
+    def _on_failed(
+        self, client: Consumer, raw: KafkaMessage, result: DispatchResult, pending: PendingRetry | None
+    ) -> None:
+        """Schedule a retry of the failed receivers, or give the message up after its last attempt."""
+        attempts = (pending.attempts_made if pending else 0) + 1
+        errors = [failure.error for failure in result.failures]
+        if self.retry_policy.retryable(attempts, errors):
+            delay = self.retry_policy.backoff(attempts)
+            self.retries.schedule(client, raw, attempts, result.failures, delay)
+            self.summary.retried += 1
+            for failure in result.failures:
+                logger.warning(
+                    "Receiver %s failed on %s (group %s, attempt %d of %d): %s: %s; will be retried in %.1fs, "
+                    "with partition %d paused meanwhile.",
+                    failure.receiver_name,
+                    _coordinates(raw),
+                    self.config.group_id,
+                    attempts,
+                    self.retry_policy.config.attempts,
+                    type(failure.error).__name__,
+                    failure.error,
+                    delay,
+                    raw.partition(),
+                )
+            return
         for failure in result.failures:
             logger.error(
-                "Receiver %s failed on %s[%s]@%s (group %s): %s: %s",
+                "Receiver %s failed on %s (group %s) on attempt %d, its last: %s: %s",
                 failure.receiver_name,
-                raw.topic(),
-                raw.partition(),
-                raw.offset(),
+                _coordinates(raw),
                 self.config.group_id,
+                attempts,
                 type(failure.error).__name__,
                 failure.error,
                 exc_info=(type(failure.error), failure.error, failure.error.__traceback__),
             )
-        names = ", ".join(failure.receiver_name for failure in result.failures)
-        raise MessageFailedError(
-            f"receiver {names} failed on {raw.topic()}[{raw.partition()}]@{raw.offset()}; the offset was not "
-            "committed, so the message will be redelivered; fix the receiver or its dependencies and restart"
+        self.retries.finish(raw.partition())
+        self._give_up(client, raw, FailureReport.from_failures(result.failures, attempts))
+
+    def _give_up(self, client: Consumer, raw: KafkaMessage, report: FailureReport, counts_for_breaker: bool = True):
+        """Apply the failure policy to a message that will not be tried again."""
+        where = _coordinates(raw)
+        if counts_for_breaker and self.breaker.record_failure():
+            raise CircuitOpenError(
+                f"{self.breaker.consecutive} consecutive messages failed (CIRCUIT_BREAKER); {where} was not committed; "
+                "the consumer stops so that it restarts once the cause (a database, a service) recovers"
+            )
+        policy = self.config.failure.policy
+        if policy == "stop":
+            raise MessageFailedError(self._stop_line(where, report))
+        if policy == "dead-letter" and self._dead_letters is not None:
+            self._dead_letters.park(raw, report)
+            self.summary.dead_lettered += 1
+            logger.warning(
+                "Parked %s (group %s) in dead-letter topic %s after %d attempt(s) (%s); moving on.",
+                where,
+                self.config.group_id,
+                self._dead_letters.topic,
+                report.attempts,
+                report.reason,
+            )
+        else:
+            self.summary.skipped += 1
+            logger.error(
+                "Skipped %s (group %s) after %d attempt(s) (%s), as FAILURE_POLICY 'skip' says; it is not retried.",
+                where,
+                self.config.group_id,
+                report.attempts,
+                report.reason,
+            )
+        self._store_offset(client, raw)
+
+    def _stop_line(self, where: str, report: FailureReport) -> str:
+        if report.reason == REASON_MALFORMED:
+            return (
+                f"{where} is malformed: {report.errors[0]}; the offset was not committed; "
+                f"fix the producer or the topic's DESERIALIZER (now {self.config.deserializer!r})"
+            )
+        return (
+            f"receiver {', '.join(report.receivers)} failed on {where} after {report.attempts} attempt(s); the "
+            "offset was not committed, so the message will be redelivered; fix the receiver or its dependencies "
+            "and restart"
         )
 
-    def _on_malformed(self, raw: KafkaMessage, error: DeserializationError) -> None:
-        raise MessageFailedError(
-            f"{raw.topic()}[{raw.partition()}]@{raw.offset()} is malformed: {error}; the offset was not committed; "
-            f"fix the producer or the topic's DESERIALIZER (now {self.config.deserializer!r})"
-        )
+    def _commit_before_exit(self) -> None:
+        """Called by the watchdog thread before it ends a stalled process: commit what was handled."""
+        client = self._client
+        if client is not None:
+            self._commit(client, "stalled receiver")
 
     def _report_progress(self) -> None:
         now = time.monotonic()
@@ -294,13 +421,13 @@ class EventConsumer:
         if elapsed < self.config.progress_interval:
             return
         logger.info(
-            "Handled %d messages of %s (group %s) in the last %.0fs (%.1f/s), %d since start.",
+            "Processed %d messages of %s (group %s) in the last %.0fs (%.1f/s), %d since start.",
             self._progress_count,
             self.config.kafka_topic,
             self.config.group_id,
             elapsed,
             self._progress_count / elapsed,
-            self.summary.handled,
+            self.summary.processed,
         )
         self._progress_at = now
         self._progress_count = 0
@@ -330,6 +457,7 @@ class EventConsumer:
         )
 
     def _on_revoke(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        self.retries.forget(partitions)
         self._commit(client, "revoke")
         logger.info(
             "Revoked partitions %s of %s (group %s) after committing handled offsets.",
@@ -339,6 +467,7 @@ class EventConsumer:
         )
 
     def _on_lost(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        self.retries.forget(partitions)
         logger.warning(
             "Lost partitions %s of %s (group %s) without a clean revoke; "
             "their uncommitted messages will be redelivered to the new owner.",
@@ -384,3 +513,7 @@ def _partition_list(partitions: list[TopicPartition]) -> str:
     return (
         "[" + ", ".join(str(partition.partition) for partition in sorted(partitions, key=lambda p: p.partition)) + "]"
     )
+
+
+def _coordinates(raw: KafkaMessage) -> str:
+    return f"{raw.topic()}[{raw.partition()}]@{raw.offset()}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 EXIT_CONFIGURATION = 1
 EXIT_HANDLER_FAILED = 3
 EXIT_KAFKA = 4
+EXIT_STALLED = 5
 
 
 class KafkaConsumerAppError(Exception):
@@ -46,6 +47,14 @@ class MessageFailedError(KafkaConsumerAppError):
     """A message could not be handled; its offset was not committed, so it will be redelivered."""
 
     exit_code = EXIT_HANDLER_FAILED
+
+
+class DeadLetterError(MessageFailedError):
+    """A message could not be written to its dead-letter topic, so its offset was not committed."""
+
+
+class CircuitOpenError(MessageFailedError):
+    """Too many consecutive messages failed; the consumer stops so that it is restarted later."""
 
 
 class DeserializationError(Exception):

@@ -30,4 +30,16 @@ KAFKA_CONSUMER = {
     "CONNECT_TIMEOUT": float(os.environ.get("KAFKA_CONNECT_TIMEOUT", "20")),
     "PROGRESS_INTERVAL": float(os.environ.get("KAFKA_PROGRESS_INTERVAL", "60")),
     "POLL_TIMEOUT": 0.5,
+    # The suite's default is the strictest policy: one attempt, then stop without committing.
+    # Tests of retries and dead-lettering choose theirs, in settings or through these variables.
+    "FAILURE_POLICY": os.environ.get("KAFKA_FAILURE_POLICY", "stop"),
+    "RETRY": {
+        "ATTEMPTS": int(os.environ.get("KAFKA_RETRY_ATTEMPTS", "1")),
+        "INITIAL_BACKOFF": float(os.environ.get("KAFKA_RETRY_BACKOFF", "0.5")),
+        "MAX_BACKOFF": float(os.environ.get("KAFKA_RETRY_MAX_BACKOFF", "5")),
+    },
+    "CIRCUIT_BREAKER": int(os.environ.get("KAFKA_CIRCUIT_BREAKER", "5")),
+    "HANDLER_SOFT_TIMEOUT": float(os.environ.get("KAFKA_HANDLER_SOFT_TIMEOUT", "30")),
+    "HANDLER_HARD_TIMEOUT": float(os.environ.get("KAFKA_HANDLER_HARD_TIMEOUT", "120")),
+    "PRODUCER_CONFIG": {"message.timeout.ms": int(os.environ.get("KAFKA_DLT_TIMEOUT_MS", "10000"))},
 }

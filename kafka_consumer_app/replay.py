@@ -1,0 +1,179 @@
+"""
+Replaying parked messages: from a dead-letter topic back to the topic they failed on.
+
+:class:`DeadLetterReplayer` reads a dead-letter topic from its group's committed position
+up to the end offsets it saw at start, republishes each message with its original key,
+value and headers (the ``dlt.*`` headers removed) to ``dlt.original.topic`` or to an
+explicit target, and commits each dead-letter offset only after the broker confirmed the
+republished copy. A crash therefore republishes at most the message in hand twice; it
+never drops one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Message as KafkaMessage
+
+from kafka_consumer_app.conf import TopicConfig
+from kafka_consumer_app.exceptions import (
+    BrokerUnavailableError,
+    ConfigurationError,
+    DeadLetterError,
+    TopicNotFoundError,
+)
+from kafka_consumer_app.failures import (
+    HEADER_EXCEPTION_CLASS,
+    HEADER_PREFIX,
+    HEADER_REASON,
+    HEADER_TOPIC,
+    producer_config,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Committed offsets below zero mean "nothing committed yet".
+_NOTHING_COMMITTED = 0
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did: messages republished (or, in a dry run, that would be)."""
+
+    replayed: int = 0
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What to replay, where to, and whether to write anything."""
+
+    to_topic: str | None = None
+    max_messages: int | None = None
+    dry_run: bool = False
+    timeout: float = 30.0
+
+
+class DeadLetterReplayer:
+    """Republishes the messages of one dead-letter topic; one process, partitions assigned by hand."""
+
+    def __init__(self, config: TopicConfig, options: ReplayOptions, echo: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.options = options
+        self.echo = echo
+        self.summary = ReplaySummary(dry_run=options.dry_run)
+
+    def run(self) -> ReplaySummary:
+        """Replay up to the end offsets seen at start (or ``max_messages``); return the summary."""
+        consumer = Consumer(self._consumer_config())
+        producer = None if self.options.dry_run else Producer(producer_config(self.config))
+        try:
+            ends = self._assign(consumer)
+            while ends and not self._limit_reached():
+                raw = consumer.poll(1.0)
+                if raw is None:
+                    continue
+                if raw.error() is not None:
+                    self._on_error(raw.error())
+                    continue
+                self._replay_one(consumer, producer, raw)
+                if raw.offset() + 1 >= ends.get(raw.partition(), 0):
+                    ends.pop(raw.partition(), None)
+        finally:
+            consumer.close()
+        return self.summary
+
+    def _consumer_config(self) -> dict[str, object]:
+        config: dict[str, object] = dict(self.config.consumer_config)
+        config.update(
+            {
+                "bootstrap.servers": self.config.bootstrap_servers,
+                "group.id": self.config.group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "logger": logging.getLogger("kafka_consumer_app.librdkafka"),
+            }
+        )
+        return config
+
+    def _assign(self, consumer: Consumer) -> dict[int, int]:
+        """Assign every partition from the group's committed offset; return the end offsets still to reach."""
+        topic = self.config.kafka_topic
+        try:
+            metadata = consumer.list_topics(topic, timeout=self.options.timeout)
+        except KafkaException as error:
+            raise BrokerUnavailableError(
+                f"could not reach Kafka at {self.config.bootstrap_servers} ({error}); check BOOTSTRAP_SERVERS"
+            ) from error
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            raise TopicNotFoundError(f"dead-letter topic {topic!r} does not exist; check --topic")
+        partitions = [TopicPartition(topic, p) for p in sorted(found.partitions)]
+        committed = consumer.committed(partitions, timeout=self.options.timeout)
+        starts = [
+            TopicPartition(topic, tp.partition, tp.offset if tp.offset >= _NOTHING_COMMITTED else OFFSET_BEGINNING)
+            for tp in committed
+        ]
+        ends = {}
+        for tp in starts:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, tp.partition), timeout=self.options.timeout
+            )
+            start = tp.offset if tp.offset >= 0 else low
+            if high > start:
+                ends[tp.partition] = high
+        consumer.assign(starts)
+        return ends
+
+    def _limit_reached(self) -> bool:
+        return self.options.max_messages is not None and self.summary.replayed >= self.options.max_messages
+
+    def _target(self, raw: KafkaMessage) -> str:
+        if self.options.to_topic:
+            return self.options.to_topic
+        for name, value in raw.headers() or []:
+            if name == HEADER_TOPIC and value:
+                return value.decode("utf-8")
+        raise ConfigurationError(
+            f"{_where(raw)} has no {HEADER_TOPIC} header, so its original topic is unknown; pass --to TOPIC"
+        )
+
+    def _replay_one(self, consumer: Consumer, producer: Producer | None, raw: KafkaMessage) -> None:
+        target = self._target(raw)
+        headers = [(name, value) for name, value in raw.headers() or [] if not name.startswith(HEADER_PREFIX)]
+        if producer is None:
+            self.echo(f"would replay {_where(raw)} to {target} ({_describe(raw)})")
+            self.summary.replayed += 1
+            return
+        outcome: list[KafkaError | None] = []
+        producer.produce(
+            target, value=raw.value(), key=raw.key(), headers=headers, on_delivery=lambda e, _m: outcome.append(e)
+        )
+        if producer.flush(self.options.timeout) or not outcome or outcome[0] is not None:
+            why = outcome[0].str() if outcome and outcome[0] is not None else "no delivery report"
+            raise DeadLetterError(
+                f"could not republish {_where(raw)} to {target!r} ({why}); it stays in the dead-letter topic and "
+                "its offset was not committed; fix the cause and run the replay again"
+            )
+        consumer.commit(offsets=[TopicPartition(raw.topic(), raw.partition(), raw.offset() + 1)], asynchronous=False)
+        self.summary.replayed += 1
+        self.echo(f"replayed {_where(raw)} to {target}")
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaException(error)
+        logger.warning("Kafka reported %s while replaying; polling goes on.", error.str())
+
+
+def _where(raw: KafkaMessage) -> str:
+    return f"{raw.topic()}[{raw.partition()}]@{raw.offset()}"
+
+
+def _describe(raw: KafkaMessage) -> str:
+    headers = dict(raw.headers() or [])
+    reason = (headers.get(HEADER_REASON) or b"?").decode("utf-8", "replace")
+    exception = (headers.get(HEADER_EXCEPTION_CLASS) or b"").decode("utf-8", "replace")
+    return f"reason {reason}" + (f", {exception}" if exception else "")

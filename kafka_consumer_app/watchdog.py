@@ -1,0 +1,101 @@
+"""
+The stall watchdog: a thread that watches the receiver running in the consume loop.
+
+A receiver still running after the soft limit is logged once, with the loop thread's
+stack, so operators see where it hangs. After the hard limit the process commits the
+offsets already stored (never the message in hand) and exits with code 5: the message is
+redelivered, and the group rebalances now rather than when ``max.poll.interval.ms``
+silently evicts this member.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from kafka_consumer_app.exceptions import EXIT_STALLED
+
+logger = logging.getLogger(__name__)
+
+
+class Watchdog:
+    """Checks twice a second how long the current message has been in its receivers."""
+
+    def __init__(
+        self,
+        soft_timeout: float | None,
+        hard_timeout: float,
+        on_stall: Callable[[], None] = lambda: None,
+        interval: float = 0.5,
+    ) -> None:
+        self.soft_timeout = soft_timeout
+        self.hard_timeout = hard_timeout
+        self.on_stall = on_stall
+        self.interval = interval
+        self._current: tuple[str, float, int] | None = None
+        self._warned: str | None = None
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the watching thread (a daemon: it never keeps the process alive)."""
+        self._thread = threading.Thread(target=self._run, name="kafka-consumer-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the watching thread."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(self.interval * 4)
+
+    @contextmanager
+    def watching(self, what: str) -> Iterator[None]:
+        """Watch the block that runs the receivers of the message described by ``what``."""
+        self._current = (what, time.monotonic(), threading.get_ident())
+        try:
+            yield
+        finally:
+            self._current = None
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            current = self._current
+            if current is not None:
+                self._check(*current)
+
+    def _check(self, what: str, started: float, thread_id: int) -> None:
+        elapsed = time.monotonic() - started
+        if elapsed >= self.hard_timeout:
+            logger.error(
+                "Receivers of %s still running after %.0fs (hard limit %gs): committing what was handled and "
+                "exiting with code %d; the message will be redelivered.\n%s",
+                what,
+                elapsed,
+                self.hard_timeout,
+                EXIT_STALLED,
+                _stack(thread_id),
+            )
+            self.on_stall()
+            logging.shutdown()
+            os._exit(EXIT_STALLED)
+        if self.soft_timeout is not None and elapsed >= self.soft_timeout and self._warned != f"{what}@{started}":
+            self._warned = f"{what}@{started}"
+            logger.warning(
+                "Receivers of %s still running after %.0fs (soft limit %gs); the process exits at %gs. Stack:\n%s",
+                what,
+                elapsed,
+                self.soft_timeout,
+                self.hard_timeout,
+                _stack(thread_id),
+            )
+
+
+def _stack(thread_id: int) -> str:
+    frame = sys._current_frames().get(thread_id)
+    return "".join(traceback.format_stack(frame)) if frame is not None else "(stack unavailable)"
