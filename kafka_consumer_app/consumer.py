@@ -10,8 +10,10 @@ See docs/decisions/0001-offset-strategy.rst.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,7 @@ from kafka_consumer_app.failures import (
     RetryPolicy,
     RetryScheduler,
 )
+from kafka_consumer_app.hooks import DEAD_LETTERED, FAILED, HANDLED, RETRIED, SKIPPED, ConsumerHooks, emit
 from kafka_consumer_app.message import Message, decode_event_type, to_datetime
 from kafka_consumer_app.serialization import deserialize, get_deserializer
 from kafka_consumer_app.shutdown import StopRequest
@@ -83,10 +86,17 @@ class EventConsumer:
     ``idle_timeout``) and raises a :class:`KafkaConsumerAppError` for anything fatal.
     """
 
-    def __init__(self, config: TopicConfig, options: RunOptions | None = None, stop: StopRequest | None = None):
+    def __init__(
+        self,
+        config: TopicConfig,
+        options: RunOptions | None = None,
+        stop: StopRequest | None = None,
+        hooks: Sequence[ConsumerHooks] = (),
+    ):
         self.config = config
         self.options = options or RunOptions()
         self.stop = stop or StopRequest()
+        self.hooks = list(hooks)
         self.dispatcher = Dispatcher(config.topic, sender=EventConsumer)
         self.summary = RunSummary()
         self._value_deserializer = get_deserializer(config.deserializer)
@@ -100,6 +110,7 @@ class EventConsumer:
         self._client: Consumer | None = None
         self._fatal: KafkaConsumerAppError | None = None
         self._last_message_at = time.monotonic()
+        self._assigned = False  # the --idle-timeout clock runs only once the group assigned partitions
         self._progress_at = time.monotonic()
         self._progress_count = 0
 
@@ -112,6 +123,7 @@ class EventConsumer:
         if self.config.failure.policy == "dead-letter":
             self._dead_letters = DeadLetterProducer(self.config)
         self.watchdog.start()
+        emit(self.hooks, "before_start", self)
         try:
             self._wait_for_topic(client)
             self._check_dead_letter_topic(client)
@@ -124,6 +136,7 @@ class EventConsumer:
                 self._poll_once(client)
             self._commit(client, "shutdown")
         finally:
+            emit(self.hooks, "after_stop", self)
             self.watchdog.stop()
             self._close(client)
         logger.info(
@@ -154,6 +167,9 @@ class EventConsumer:
                 "logger": librdkafka_logger,
             }
         )
+        if any(hook.wants_statistics for hook in self.hooks):
+            config.setdefault("statistics.interval.ms", 15000)
+            config["stats_cb"] = self._on_stats
         return config
 
     def _require_receivers(self) -> None:
@@ -245,6 +261,7 @@ class EventConsumer:
             self.summary.stop_reason = f"--max-messages {self.options.max_messages} reached"
         elif (
             self.options.idle_timeout is not None
+            and self._assigned
             and time.monotonic() - self._last_message_at >= self.options.idle_timeout
         ):
             self.summary.stop_reason = f"no message for --idle-timeout {self.options.idle_timeout:g}s"
@@ -255,6 +272,7 @@ class EventConsumer:
     def _poll_once(self, client: Consumer) -> None:
         self.retries.resume_due(client)
         raw = client.poll(self.retries.poll_timeout(self.config.poll_timeout))
+        emit(self.hooks, "after_poll", self)
         self._raise_if_fatal()
         if raw is None:
             self._report_progress()
@@ -277,8 +295,11 @@ class EventConsumer:
         close_old_connections()
         try:
             message = self._to_message(raw)
+            emit(self.hooks, "before_message", self, message)
             with self.watchdog.watching(_coordinates(raw)):
                 result = self._dispatch(message, pending)
+            for call in result.calls:
+                emit(self.hooks, "after_receiver", self, call.receiver_name, call.seconds, call.error)
         except DeserializationError as error:
             self._give_up(client, raw, FailureReport(REASON_MALFORMED, [error]), counts_for_breaker=False)
             return
@@ -291,6 +312,7 @@ class EventConsumer:
         self.breaker.record_success()
         if self._store_offset(client, raw):
             self.summary.handled += 1
+            emit(self.hooks, "after_message", self, raw, HANDLED)
 
     def _dispatch(self, message: Message, pending: PendingRetry | None) -> DispatchResult:
         if pending is None:
@@ -335,6 +357,7 @@ class EventConsumer:
             delay = self.retry_policy.backoff(attempts)
             self.retries.schedule(client, raw, attempts, result.failures, delay)
             self.summary.retried += 1
+            emit(self.hooks, "after_message", self, raw, RETRIED)
             for failure in result.failures:
                 logger.warning(
                     "Receiver %s failed on %s (group %s, attempt %d of %d): %s: %s; will be retried in %.1fs, "
@@ -368,16 +391,23 @@ class EventConsumer:
         """Apply the failure policy to a message that will not be tried again."""
         where = _coordinates(raw)
         if counts_for_breaker and self.breaker.record_failure():
+            emit(self.hooks, "after_message", self, raw, FAILED)
             raise CircuitOpenError(
                 f"{self.breaker.consecutive} consecutive messages failed (CIRCUIT_BREAKER); {where} was not committed; "
                 "the consumer stops so that it restarts once the cause (a database, a service) recovers"
             )
         policy = self.config.failure.policy
         if policy == "stop":
+            emit(self.hooks, "after_message", self, raw, FAILED)
             raise MessageFailedError(self._stop_line(where, report))
         if policy == "dead-letter" and self._dead_letters is not None:
-            self._dead_letters.park(raw, report)
+            try:
+                self._dead_letters.park(raw, report)
+            except MessageFailedError:
+                emit(self.hooks, "after_message", self, raw, FAILED)
+                raise
             self.summary.dead_lettered += 1
+            emit(self.hooks, "after_message", self, raw, DEAD_LETTERED)
             logger.warning(
                 "Parked %s (group %s) in dead-letter topic %s after %d attempt(s) (%s); moving on.",
                 where,
@@ -388,6 +418,7 @@ class EventConsumer:
             )
         else:
             self.summary.skipped += 1
+            emit(self.hooks, "after_message", self, raw, SKIPPED)
             logger.error(
                 "Skipped %s (group %s) after %d attempt(s) (%s), as FAILURE_POLICY 'skip' says; it is not retried.",
                 where,
@@ -441,6 +472,7 @@ class EventConsumer:
         except KafkaException as error:
             if error.args and error.args[0].code() == KafkaError._NO_OFFSET:
                 return
+            emit(self.hooks, "after_commit_failed", self, error)
             logger.warning(
                 "Committing offsets of %s on %s failed (%s); uncommitted messages will be redelivered.",
                 self.config.kafka_topic,
@@ -449,12 +481,17 @@ class EventConsumer:
             )
 
     def _on_assign(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        # Waiting to join the group (e.g. until a killed member's session expires) is not an idle
+        # topic: --idle-timeout counts from the latest assignment, never from before the first one.
+        self._assigned = True
+        self._last_message_at = time.monotonic()
         logger.info(
             "Assigned partitions %s of %s (group %s).",
             _partition_list(partitions),
             self.config.kafka_topic,
             self.config.group_id,
         )
+        emit(self.hooks, "after_assign", self, [p.partition for p in partitions])
 
     def _on_revoke(self, client: Consumer, partitions: list[TopicPartition]) -> None:
         self.retries.forget(partitions)
@@ -465,6 +502,7 @@ class EventConsumer:
             self.config.kafka_topic,
             self.config.group_id,
         )
+        emit(self.hooks, "after_revoke", self, [p.partition for p in partitions], False)
 
     def _on_lost(self, client: Consumer, partitions: list[TopicPartition]) -> None:
         self.retries.forget(partitions)
@@ -475,6 +513,15 @@ class EventConsumer:
             self.config.kafka_topic,
             self.config.group_id,
         )
+        emit(self.hooks, "after_revoke", self, [p.partition for p in partitions], True)
+
+    def _on_stats(self, stats_json: str) -> None:
+        """librdkafka's statistics callback, served from poll()."""
+        try:
+            stats = json.loads(stats_json)
+        except ValueError:
+            return
+        emit(self.hooks, "after_stats", self, stats)
 
     # -- errors ------------------------------------------------------------------------------
 

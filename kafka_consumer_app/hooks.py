@@ -1,0 +1,71 @@
+"""
+Hooks: the extension point for everything that observes the consume loop.
+
+Health probes, Prometheus metrics and APM monitoring are each one :class:`ConsumerHooks`
+subclass; the loop calls every registered hook at the points below and knows nothing else
+about them. A hook must be quick and must not raise: it runs on the loop's thread, between
+messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from confluent_kafka import KafkaError
+    from confluent_kafka import Message as KafkaMessage
+
+    from kafka_consumer_app.consumer import EventConsumer
+    from kafka_consumer_app.message import Message
+
+#: The outcomes ``after_message`` reports for a message.
+HANDLED = "handled"
+RETRIED = "retried"
+DEAD_LETTERED = "dead_lettered"
+SKIPPED = "skipped"
+FAILED = "failed"
+OUTCOMES = (HANDLED, RETRIED, DEAD_LETTERED, SKIPPED, FAILED)
+
+
+class ConsumerHooks:
+    """Base class of loop observers; every hook is a no-op here."""
+
+    #: Set to True to receive ``after_stats``; the consumer then enables librdkafka statistics.
+    wants_statistics = False
+
+    def before_start(self, consumer: EventConsumer) -> None:
+        """Called once, before the consumer subscribes."""
+
+    def after_poll(self, consumer: EventConsumer) -> None:
+        """Called after every poll, whether it returned a message or not: the loop is alive."""
+
+    def after_assign(self, consumer: EventConsumer, partitions: Sequence[int]) -> None:
+        """Called when the group assigned ``partitions`` to this consumer."""
+
+    def after_revoke(self, consumer: EventConsumer, partitions: Sequence[int], lost: bool) -> None:
+        """Called when ``partitions`` were revoked (``lost`` when taken without a clean revoke)."""
+
+    def before_message(self, consumer: EventConsumer, message: Message) -> None:
+        """Called before a message is dispatched to its receivers."""
+
+    def after_receiver(self, consumer: EventConsumer, receiver: str, seconds: float, error: Exception | None) -> None:
+        """Called after each receiver returned (``error`` None) or raised, with its run time."""
+
+    def after_message(self, consumer: EventConsumer, raw: KafkaMessage, outcome: str) -> None:
+        """Called once the fate of a message attempt is known; ``outcome`` is one of OUTCOMES."""
+
+    def after_stats(self, consumer: EventConsumer, stats: dict[str, Any]) -> None:
+        """Called with librdkafka's statistics (see its STATISTICS.md) when ``wants_statistics``."""
+
+    def after_commit_failed(self, consumer: EventConsumer, error: KafkaError | Exception) -> None:
+        """Called when committing offsets failed (they stay stored and are retried)."""
+
+    def after_stop(self, consumer: EventConsumer) -> None:
+        """Called once the loop ended, cleanly or not, before the client is closed."""
+
+
+def emit(hooks: Iterable[ConsumerHooks], name: str, consumer: EventConsumer, *args: Any) -> None:
+    """Call hook method ``name`` of every hook in ``hooks``, in order."""
+    for hook in hooks:
+        getattr(hook, name)(consumer, *args)
