@@ -28,6 +28,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from kafka_consumer_app.exceptions import ConfigurationError
+from kafka_consumer_app.probe import default_heartbeat_file
 from kafka_consumer_app.serialization import deserializer_problem
 
 #: Documentation of every top-level key: (default, description).
@@ -90,6 +91,15 @@ SETTINGS_DOC: dict[str, tuple[Any, str]] = {
         "Seconds after which a stalled receiver makes the process exit non-zero (code 5), so the "
         "message is redelivered. Default: 90% of max.poll.interval.ms; must stay below it.",
     ),
+    "HEARTBEAT_FILE": (
+        None,
+        "File touched after every poll (at most once a second) for the liveness probe. Default: "
+        "'<tmp>/kafka-consumer-<topic>.heartbeat'. False disables it.",
+    ),
+    "HEARTBEAT_MAX_AGE": (
+        60.0,
+        "Seconds without a poll after which the loop counts as stalled (liveness probe, /healthz).",
+    ),
     "PRODUCER_CONFIG": (
         {},
         "librdkafka options of the dead-letter producer. The security.*, sasl.*, ssl.* and other "
@@ -144,7 +154,7 @@ MANAGED_OPTIONS: dict[str, str] = {
     "enable.auto.commit": "stored offsets are committed automatically and on revoke and shutdown",
 }
 
-_NUMBER_SETTINGS = ("POLL_TIMEOUT", "CONNECT_TIMEOUT", "PROGRESS_INTERVAL")
+_NUMBER_SETTINGS = ("POLL_TIMEOUT", "CONNECT_TIMEOUT", "PROGRESS_INTERVAL", "HEARTBEAT_MAX_AGE")
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,14 @@ class FailureConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """Where the loop reports that it is alive, and how stale is too stale."""
+
+    heartbeat_file: str | None = None
+    max_age: float = 60.0
+
+
+@dataclass(frozen=True)
 class TopicConfig:
     """Everything ``EventConsumer`` needs to know about the one topic it consumes."""
 
@@ -200,6 +218,7 @@ class TopicConfig:
     connect_timeout: float = 30.0
     progress_interval: float = 60.0
     failure: FailureConfig = field(default_factory=FailureConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 def raw_settings() -> dict[str, Any]:
@@ -263,7 +282,15 @@ def get_topic_config(topic: str, group_override: str | None = None) -> TopicConf
         connect_timeout=float(top.get("CONNECT_TIMEOUT", 30.0)),
         progress_interval=float(top.get("PROGRESS_INTERVAL", 60.0)),
         failure=_failure_config(top, overrides, kafka_topic_name(topic), merged),
+        health=_health_config(top, topic),
     )
+
+
+def _health_config(top: dict[str, Any], topic: str) -> HealthConfig:
+    heartbeat = top.get("HEARTBEAT_FILE")
+    if heartbeat is None:
+        heartbeat = default_heartbeat_file(topic)
+    return HealthConfig(heartbeat_file=heartbeat or None, max_age=float(top.get("HEARTBEAT_MAX_AGE", 60.0)))
 
 
 def _setting(top: dict[str, Any], overrides: dict[str, Any], key: str) -> Any:
@@ -389,6 +416,15 @@ def _top_level_problems(value: dict[str, Any]) -> list[Problem]:
                     f"Remove {key} to use the default of {SETTINGS_DOC[key][0]}s, or set a positive number.",
                 )
             )
+    heartbeat = value.get("HEARTBEAT_FILE")
+    if heartbeat is not None and heartbeat is not False and not (isinstance(heartbeat, str) and heartbeat):
+        found.append(
+            Problem(
+                "kafka_consumer_app.E019",
+                f"KAFKA_CONSUMER['HEARTBEAT_FILE'] must be a file path or False, not {heartbeat!r}",
+                "Remove it for the default under the temporary directory, or set False to disable the heartbeat.",
+            )
+        )
     for key in ("GROUP_ID", "TOPIC_PREFIX"):
         text = value.get(key)
         if text is not None and not isinstance(text, str):

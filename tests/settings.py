@@ -41,5 +41,6 @@ KAFKA_CONSUMER = {
     "CIRCUIT_BREAKER": int(os.environ.get("KAFKA_CIRCUIT_BREAKER", "5")),
     "HANDLER_SOFT_TIMEOUT": float(os.environ.get("KAFKA_HANDLER_SOFT_TIMEOUT", "30")),
     "HANDLER_HARD_TIMEOUT": float(os.environ.get("KAFKA_HANDLER_HARD_TIMEOUT", "120")),
+    "HEARTBEAT_FILE": os.environ.get("KAFKA_HEARTBEAT_FILE", False),
     "PRODUCER_CONFIG": {"message.timeout.ms": int(os.environ.get("KAFKA_DLT_TIMEOUT_MS", "10000"))},
 }

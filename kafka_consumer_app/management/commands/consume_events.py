@@ -16,7 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from kafka_consumer_app import conf
+from kafka_consumer_app import conf, health
 from kafka_consumer_app.consumer import EventConsumer, RunOptions
 from kafka_consumer_app.exceptions import KafkaConsumerAppError
 from kafka_consumer_app.shutdown import GracefulShutdown, StopRequest
@@ -84,7 +84,7 @@ class Command(BaseCommand):
                 allow_no_handlers=options["allow_no_handlers"],
             )
             stop = StopRequest()
-            consumer = EventConsumer(config, run_options, stop)
+            consumer = EventConsumer(config, run_options, stop, hooks=health.hooks_for(config))
             connections.close_all()  # no connection opened at startup should outlive a fork or idle time
             with GracefulShutdown(stop):
                 consumer.run()

@@ -1,0 +1,63 @@
+"""
+The liveness probe: is the consume loop's heartbeat file fresh?
+
+It imports nothing of Django or of the rest of this package, so it starts in tens of
+milliseconds and works even when the app's settings are broken::
+
+    python -m kafka_consumer_app.probe --topic orders --max-age 60
+    python -m kafka_consumer_app.probe --file /tmp/kafka-consumer-orders.heartbeat
+
+Exit 0 when the file was touched within ``--max-age`` seconds; exit 1, with one line
+saying why, when it is older or missing. The loop touches the file after every poll,
+empty polls included, at most once a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+
+DEFAULT_MAX_AGE = 60.0
+
+
+def default_heartbeat_file(topic: str) -> str:
+    """The heartbeat file of ``topic`` when HEARTBEAT_FILE is not set: ``<tmp>/kafka-consumer-<topic>.heartbeat``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", topic)
+    return os.path.join(tempfile.gettempdir(), f"kafka-consumer-{safe}.heartbeat")
+
+
+def heartbeat_age(path: str, now: float | None = None) -> float | None:
+    """Seconds since ``path`` was last touched, or None when it does not exist."""
+    try:
+        modified = os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
+    return (time.time() if now is None else now) - modified
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check the heartbeat; return the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m kafka_consumer_app.probe", description=__doc__.split("\n\n")[0])
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--file", help="The heartbeat file (HEARTBEAT_FILE).")
+    where.add_argument("--topic", help="The topic, when HEARTBEAT_FILE is left at its default.")
+    parser.add_argument("--max-age", type=float, default=DEFAULT_MAX_AGE, help="Oldest acceptable age, in seconds.")
+    args = parser.parse_args(argv)
+    path = args.file or default_heartbeat_file(args.topic)
+    age = heartbeat_age(path)
+    if age is None:
+        print(f"unhealthy: heartbeat file {path} does not exist; the consume loop has not started", file=sys.stderr)
+        return 1
+    if age > args.max_age:
+        print(f"unhealthy: the consume loop last polled {age:.0f}s ago (limit {args.max_age:g}s)", file=sys.stderr)
+        return 1
+    print(f"healthy: the consume loop polled {age:.1f}s ago")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
