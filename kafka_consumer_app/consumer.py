@@ -45,6 +45,7 @@ from kafka_consumer_app.failures import (
 )
 from kafka_consumer_app.hooks import DEAD_LETTERED, FAILED, HANDLED, RETRIED, SKIPPED, ConsumerHooks, emit
 from kafka_consumer_app.message import Message, decode_event_type, to_datetime
+from kafka_consumer_app.offsets import OffsetReset, reset_positions
 from kafka_consumer_app.serialization import deserialize, get_deserializer
 from kafka_consumer_app.shutdown import StopRequest
 from kafka_consumer_app.watchdog import Watchdog
@@ -63,6 +64,8 @@ class RunOptions:
     max_messages: int | None = None
     idle_timeout: float | None = None
     allow_no_handlers: bool = False
+    #: A one-time rewind of the group, applied at the first assignment (--from-beginning, --offset-time).
+    reset: OffsetReset | None = None
 
 
 @dataclass
@@ -111,6 +114,7 @@ class EventConsumer:
         self._fatal: KafkaConsumerAppError | None = None
         self._last_message_at = time.monotonic()
         self._assigned = False  # the --idle-timeout clock runs only once the group assigned partitions
+        self._reset_pending = self.options.reset is not None
         self._progress_at = time.monotonic()
         self._progress_count = 0
 
@@ -481,6 +485,8 @@ class EventConsumer:
             )
 
     def _on_assign(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._reset_pending and partitions:
+            self._apply_reset(client, partitions)
         # Waiting to join the group (e.g. until a killed member's session expires) is not an idle
         # topic: --idle-timeout counts from the latest assignment, never from before the first one.
         self._assigned = True
@@ -492,6 +498,56 @@ class EventConsumer:
             self.config.group_id,
         )
         emit(self.hooks, "after_assign", self, [p.partition for p in partitions])
+
+    def _apply_reset(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        """Rewind the first assigned partitions, commit the new positions, and assign from them."""
+        assert self.options.reset is not None
+        self._reset_pending = False
+        positions = reset_positions(
+            client, self.config.kafka_topic, [p.partition for p in partitions], self.options.reset
+        )
+        client.commit(offsets=positions, asynchronous=False)
+        if self.client_config().get("partition.assignment.strategy") == "cooperative-sticky" or (
+            self.config.consumer_config.get("group.protocol") == "consumer"
+        ):
+            client.incremental_assign(positions)
+        else:
+            client.assign(positions)
+        logger.info(
+            "Reset group %s to %s on %s: partitions %s restart at offsets %s.",
+            self.config.group_id,
+            self.options.reset.describe(),
+            self.config.kafka_topic,
+            _partition_list(positions),
+            [p.offset for p in sorted(positions, key=lambda p: p.partition)],
+        )
+
+    def reset_only(self) -> list[TopicPartition]:
+        """Commit the reset positions of every partition for the group, without consuming; return them."""
+        assert self.options.reset is not None
+        client = Consumer(self.client_config())
+        try:
+            self._wait_for_topic(client)
+            metadata = client.list_topics(self.config.kafka_topic, timeout=self.config.connect_timeout)
+            partitions = sorted(metadata.topics[self.config.kafka_topic].partitions)
+            positions = reset_positions(client, self.config.kafka_topic, partitions, self.options.reset)
+            try:
+                client.commit(offsets=positions, asynchronous=False)
+            except KafkaException as error:
+                raise ConfigurationError(
+                    f"could not reset group {self.config.group_id} ({error.args[0].str() if error.args else error}); "
+                    "stop every consumer of the group first: a reset needs a group without active members"
+                ) from error
+        finally:
+            client.close()
+        logger.info(
+            "Reset group %s to %s on %s: offsets %s committed; exiting (--reset-only).",
+            self.config.group_id,
+            self.options.reset.describe(),
+            self.config.kafka_topic,
+            {p.partition: p.offset for p in positions},
+        )
+        return positions
 
     def _on_revoke(self, client: Consumer, partitions: list[TopicPartition]) -> None:
         self.retries.forget(partitions)

@@ -18,7 +18,8 @@ from django.db import connections
 
 from kafka_consumer_app import conf, health
 from kafka_consumer_app.consumer import EventConsumer, RunOptions
-from kafka_consumer_app.exceptions import KafkaConsumerAppError
+from kafka_consumer_app.exceptions import ConfigurationError, KafkaConsumerAppError
+from kafka_consumer_app.offsets import OffsetReset, parse_offset_time
 from kafka_consumer_app.shutdown import GracefulShutdown, StopRequest
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
@@ -67,6 +68,22 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="Stop cleanly when no message arrived for this many seconds.",
         )
+        replay = parser.add_mutually_exclusive_group()
+        replay.add_argument(
+            "--from-beginning",
+            action="store_true",
+            help="Rewind the group to the beginning of the topic once, at the first assignment, then consume.",
+        )
+        replay.add_argument(
+            "--offset-time",
+            metavar="ISO8601",
+            help="Rewind the group once to the first message at or after this time (UTC if no zone), then consume.",
+        )
+        parser.add_argument(
+            "--reset-only",
+            action="store_true",
+            help="Apply --from-beginning or --offset-time for every partition and exit (stop the group first).",
+        )
         parser.add_argument(
             "--allow-no-handlers",
             action="store_true",
@@ -82,14 +99,30 @@ class Command(BaseCommand):
                 max_messages=options.get("max_messages"),
                 idle_timeout=options.get("idle_timeout"),
                 allow_no_handlers=options["allow_no_handlers"],
+                reset=offset_reset(options),
             )
             stop = StopRequest()
             consumer = EventConsumer(config, run_options, stop, hooks=health.hooks_for(config))
+            if options["reset_only"]:
+                consumer.reset_only()
+                return
             connections.close_all()  # no connection opened at startup should outlive a fork or idle time
             with GracefulShutdown(stop):
                 consumer.run()
         except KafkaConsumerAppError as error:
             raise CommandError(str(error), returncode=error.exit_code) from error
+
+
+def offset_reset(options: dict[str, Any]) -> OffsetReset | None:
+    """The one-time reset the options ask for, or None; --reset-only needs one."""
+    reset = None
+    if options.get("from_beginning"):
+        reset = OffsetReset()
+    elif options.get("offset_time"):
+        reset = OffsetReset(parse_offset_time(options["offset_time"]))
+    if options.get("reset_only") and reset is None:
+        raise ConfigurationError("--reset-only needs --from-beginning or --offset-time to say where to reset to")
+    return reset
 
 
 def configure_logging(verbosity: int) -> None:
