@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,9 +26,10 @@ class Message:
     topic: str
     partition: int
     offset: int
-    key: Any
-    value: Any
-    headers: Headers
+    # Payloads may hold personal data: repr() shows coordinates only, as str() does.
+    key: Any = field(repr=False)
+    value: Any = field(repr=False)
+    headers: Headers = field(repr=False)
     timestamp: datetime | None
     event_type: str | None
 
@@ -53,9 +54,11 @@ def to_datetime(timestamp: tuple[int, int] | None) -> datetime | None:
 
 
 def decode_event_type(headers: Headers) -> str | None:
-    """Return the decoded ``ce_type`` header, or None when absent or not UTF-8."""
+    """Return the last ``ce_type`` header decoded, or None when absent, empty or not UTF-8."""
     for name, value in reversed(headers):
-        if name == EVENT_TYPE_HEADER and value is not None:
+        if name == EVENT_TYPE_HEADER:
+            if value is None:
+                return None
             try:
                 return value.decode("utf-8")
             except UnicodeDecodeError:

@@ -8,13 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = ROOT / "example" / "manage.py"
@@ -83,12 +85,23 @@ class Record:
     kind: str
 
 
-def read_records(path: Path) -> list[Record]:
-    """Parse the record file written by tests/testapp/kafka_handlers.py."""
+def complete_lines(path: Path) -> list[str]:
+    """
+    The lines of a file that processes are appending to, without a last line still being written.
+
+    A reader can see a write half done (the part up to a page boundary), so a last line without
+    its newline is left for the next read.
+    """
     if not path.exists():
         return []
+    text = path.read_text()
+    return text[: text.rfind("\n") + 1].splitlines()
+
+
+def read_records(path: Path) -> list[Record]:
+    """Parse the record file written by tests/testapp/kafka_handlers.py."""
     records = []
-    for line in path.read_text().splitlines():
+    for line in complete_lines(path):
         pid, partition, offset, ident, kind = line.split()
         records.append(Record(int(pid), int(partition), int(offset), None if ident == "None" else int(ident), kind))
     return records
@@ -151,3 +164,62 @@ class ConsumerProcess:
             self.process.kill()
         self.process.wait()
         self._log.close()
+
+
+def finished(records: list[Record]) -> list[Record]:
+    """The records of messages whose receiver returned (without the ``started`` markers)."""
+    return [r for r in records if r.kind != "started"]
+
+
+def settings_env(directory: Path, **kafka_consumer: Any) -> dict[str, str]:
+    """
+    Environment for a ConsumerProcess whose settings are tests.settings with ``KAFKA_CONSUMER`` keys overridden.
+
+    The overrides (plain literals, e.g. ``CONSUMER_CONFIG={"session.timeout.ms": 10000}``) are written to a
+    settings module in ``directory``, which is put first on the process's PYTHONPATH.
+    """
+    name = f"settings_{uuid.uuid4().hex[:8]}"
+    (directory / f"{name}.py").write_text(
+        "from tests.settings import *  # noqa: F403\n\n"
+        f"KAFKA_CONSUMER = {{**KAFKA_CONSUMER, **{kafka_consumer!r}}}  # noqa: F405\n",
+        encoding="utf-8",
+    )
+    return {
+        "DJANGO_SETTINGS_MODULE": name,
+        "PYTHONPATH": os.pathsep.join([str(directory), str(ROOT), str(ROOT / "example")]),
+    }
+
+
+def group_assignment(bootstrap: str, group: str, topic: str) -> list[set[int]] | None:
+    """The partitions of ``topic`` each member of ``group`` holds, or None while the group is not stable."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=20)
+    if description.state != ConsumerGroupState.STABLE:
+        return None
+    return [
+        {tp.partition for tp in member.assignment.topic_partitions if tp.topic == topic}
+        for member in description.members
+    ]
+
+
+class ConsumerProcesses:
+    """Starts the ConsumerProcesses of one test and SIGKILLs those still running when it ends."""
+
+    def __init__(self) -> None:
+        self.started: list[ConsumerProcess] = []
+
+    def start(self, *args: Any, **kwargs: Any) -> ConsumerProcess:
+        """Start a ConsumerProcess (same arguments) and remember it."""
+        process = ConsumerProcess(*args, **kwargs)
+        self.started.append(process)
+        return process
+
+    def kill_all(self) -> None:
+        """SIGKILL and reap every process still running."""
+        for process in self.started:
+            process.kill()
+
+
+#: A killed member stays in its group until its session times out, and a restarted consumer waits for that.
+#: 10 s (the default is 45 s) keeps restarts after SIGKILL short: pass settings_env(dir, CONSUMER_CONFIG=SHORT_SESSION).
+SHORT_SESSION = {"session.timeout.ms": 10000, "heartbeat.interval.ms": 1000}

@@ -5,6 +5,7 @@ The test app connects receivers for the topic named in the environment, so that
 ``consume_events`` subprocesses started by the tests have something to call.
 """
 
+import json
 import os
 
 from example_project.settings import *  # noqa: F403
@@ -43,4 +44,9 @@ KAFKA_CONSUMER = {
     "HANDLER_HARD_TIMEOUT": float(os.environ.get("KAFKA_HANDLER_HARD_TIMEOUT", "120")),
     "HEARTBEAT_FILE": os.environ.get("KAFKA_HEARTBEAT_FILE", False),
     "PRODUCER_CONFIG": {"message.timeout.ms": int(os.environ.get("KAFKA_DLT_TIMEOUT_MS", "10000"))},
+    # The health server (tests/test_health_http.py, tests/test_metrics.py): off unless a port is given.
+    "HEALTH_PORT": int(os.environ["KAFKA_HEALTH_PORT"]) if os.environ.get("KAFKA_HEALTH_PORT") else None,
+    "HEARTBEAT_MAX_AGE": float(os.environ.get("KAFKA_HEARTBEAT_MAX_AGE", "60")),
+    # librdkafka options as a JSON object, e.g. '{"statistics.interval.ms": 500}'.
+    "CONSUMER_CONFIG": json.loads(os.environ.get("KAFKA_CONSUMER_CONFIG", "{}")),
 }

@@ -5,6 +5,15 @@ Receivers used by ``consume_events`` subprocesses in the tests.
 message is appended to, one line each: ``pid partition offset id``. The message value
 (JSON) steers the receiver: ``{"id": 7, "sleep": 0.5, "fail": true}``.
 Lines are written with one ``O_APPEND`` write each, so several processes can share the file.
+
+Two more switches, off unless set to ``1``: ``TESTAPP_RECORD_STARTS`` also records a ``started``
+line before the receiver sleeps or fails (so a test knows a message is in hand), and
+``TESTAPP_FIXED`` plays a receiver that was fixed: it ignores ``sleep`` and ``fail``.
+
+For retry tests, ``{"id": 7, "fail_times": 2}`` makes the topic receiver fail its first two
+tries of that message in this process, and ``TESTAPP_TRIES`` names a second file where every
+try of the topic receiver (success or failure) is appended, one line each:
+``pid partition offset id ok|failed <time.time() at the start of the try>``.
 """
 
 import os
@@ -17,6 +26,12 @@ from kafka_consumer_app.signals import event_signal, topic_signal
 TOPIC = os.environ.get("TESTAPP_TOPIC")
 EVENT_TYPE = os.environ.get("TESTAPP_EVENT_TYPE")
 RECORD = os.environ.get("TESTAPP_RECORD")
+RECORD_STARTS = os.environ.get("TESTAPP_RECORD_STARTS") == "1"
+FIXED = os.environ.get("TESTAPP_FIXED") == "1"
+TRIES = os.environ.get("TESTAPP_TRIES")
+
+#: Failed tries per (topic, partition, offset), for ``fail_times``.
+_failed_tries = {}
 
 
 def record(message, kind):
@@ -32,13 +47,34 @@ def record(message, kind):
         os.close(fd)
 
 
+def record_try(message, outcome, started):
+    """Append one try of the topic receiver to the TESTAPP_TRIES file (when set), in one write."""
+    if not TRIES:
+        return
+    value = message.value if isinstance(message.value, dict) else {}
+    line = f"{os.getpid()} {message.partition} {message.offset} {value.get('id')} {outcome} {started!r}\n"
+    fd = os.open(TRIES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
 def behave(message):
-    """Sleep or fail as the message asks."""
+    """Sleep or fail as the message asks (unless TESTAPP_FIXED)."""
+    if FIXED:
+        return
     value = message.value if isinstance(message.value, dict) else {}
     if value.get("sleep"):
         time.sleep(float(value["sleep"]))
     if value.get("fail"):
         raise RuntimeError(f"message {value.get('id')} asked to fail")
+    if value.get("fail_times"):
+        key = (message.topic, message.partition, message.offset)
+        failed = _failed_tries.get(key, 0)
+        if failed < int(value["fail_times"]):
+            _failed_tries[key] = failed + 1
+            raise RuntimeError(f"message {value.get('id')} asked to fail {value['fail_times']} time(s)")
 
 
 if TOPIC:
@@ -46,7 +82,15 @@ if TOPIC:
     @receiver(topic_signal(TOPIC))
     def on_topic_message(sender, message, **kwargs):
         """Record, then sleep or fail as asked."""
-        behave(message)
+        if RECORD_STARTS:
+            record(message, "started")
+        started = time.time()
+        try:
+            behave(message)
+        except Exception:
+            record_try(message, "failed", started)
+            raise
+        record_try(message, "ok", started)
         record(message, "topic")
 
 
