@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 from django.utils.module_loading import import_string
 
@@ -141,10 +141,30 @@ class RetryScheduler:
         """Forget the retry of ``partition``: its message succeeded or was given up."""
         self._pending.pop(partition, None)
 
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """Drop the retries of partitions this consumer no longer owns; their new owner starts afresh."""
+    def forget(self, partitions: Iterable[TopicPartition], client: Any = None) -> None:
+        """
+        Drop the retries of partitions this consumer no longer owns; their new owner starts afresh.
+
+        With ``client``, a partition still paused for its retry is resumed first: librdkafka keeps
+        a partition paused across a revoke, so one assigned back to this consumer later would
+        otherwise never be fetched again.
+        """
+        paused = []
         for partition in partitions:
-            self._pending.pop(partition.partition, None)
+            retry = self._pending.pop(partition.partition, None)
+            if retry is not None and not retry.resumed:
+                paused.append(TopicPartition(self.kafka_topic, partition.partition))
+        if paused and client is not None:
+            try:
+                client.resume(paused)
+            except KafkaException as error:
+                logger.warning(
+                    "Could not resume partitions %s of %s when they were revoked (%s); if they are assigned back, "
+                    "restart the consumer.",
+                    [p.partition for p in paused],
+                    self.kafka_topic,
+                    error,
+                )
 
 
 class CircuitBreaker:

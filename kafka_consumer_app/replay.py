@@ -12,10 +12,11 @@ never drops one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
 from kafka_consumer_app.conf import TopicConfig
@@ -72,10 +73,18 @@ class DeadLetterReplayer:
         producer = None if self.options.dry_run else Producer(producer_config(self.config))
         try:
             ends = self._assign(consumer)
+            last_message_at = time.monotonic()
             while ends and not self._limit_reached():
                 raw = consumer.poll(1.0)
                 if raw is None:
+                    self._drop_finished(consumer, ends)
+                    if ends and time.monotonic() - last_message_at > self.options.timeout:
+                        raise DeadLetterError(
+                            f"no message arrived from {self.config.kafka_topic} for {self.options.timeout:g}s although "
+                            f"partitions {sorted(ends)} are not at their end; run the replay again"
+                        )
                     continue
+                last_message_at = time.monotonic()
                 if raw.error() is not None:
                     self._on_error(raw.error())
                     continue
@@ -94,6 +103,7 @@ class DeadLetterReplayer:
                 "group.id": self.config.group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
                 "logger": logging.getLogger("kafka_consumer_app.librdkafka"),
             }
         )
@@ -113,20 +123,25 @@ class DeadLetterReplayer:
             raise TopicNotFoundError(f"dead-letter topic {topic!r} does not exist; check --topic")
         partitions = [TopicPartition(topic, p) for p in sorted(found.partitions)]
         committed = consumer.committed(partitions, timeout=self.options.timeout)
-        starts = [
-            TopicPartition(topic, tp.partition, tp.offset if tp.offset >= _NOTHING_COMMITTED else OFFSET_BEGINNING)
-            for tp in committed
-        ]
-        ends = {}
-        for tp in starts:
+        starts, ends = [], {}
+        for tp in committed:
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(topic, tp.partition), timeout=self.options.timeout
             )
-            start = tp.offset if tp.offset >= 0 else low
+            # Nothing committed yet, or retention deleted what was: start at the oldest message left.
+            start = max(tp.offset, low) if tp.offset >= _NOTHING_COMMITTED else low
+            starts.append(TopicPartition(topic, tp.partition, start))
             if high > start:
                 ends[tp.partition] = high
         consumer.assign(starts)
         return ends
+
+    def _drop_finished(self, consumer: Consumer, ends: dict[int, int]) -> None:
+        """Forget partitions whose position reached their end (offsets may skip, e.g. transaction markers)."""
+        positions = consumer.position([TopicPartition(self.config.kafka_topic, p) for p in ends])
+        for tp in positions:
+            if tp.offset >= ends.get(tp.partition, 0):
+                ends.pop(tp.partition, None)
 
     def _limit_reached(self) -> bool:
         return self.options.max_messages is not None and self.summary.replayed >= self.options.max_messages
