@@ -17,7 +17,12 @@ class KafkaConsumerAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the settings checks, then import every app's ``kafka_handlers`` module."""
+        """Register the checks, mask secrets in (and thin out repeats of) librdkafka's lines, import handlers."""
         from kafka_consumer_app import checks  # noqa: F401  (registers the checks)
+        from kafka_consumer_app.logs import quiet_repeats
+        from kafka_consumer_app.redaction import protect_loggers
+
+        protect_loggers()
+        quiet_repeats()
 
         autodiscover_modules(HANDLERS_MODULE)

@@ -9,7 +9,8 @@ messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class ConsumerHooks:
         """Called once, before the consumer subscribes."""
 
     def after_poll(self, consumer: EventConsumer) -> None:
-        """Called after every poll, whether it returned a message or not: the loop is alive."""
+        """Called after every poll, whether it returned messages or not, and between messages: the loop is alive."""
 
     def after_assign(self, consumer: EventConsumer, partitions: Sequence[int]) -> None:
         """Called when the group assigned ``partitions`` to this consumer."""
@@ -48,6 +49,15 @@ class ConsumerHooks:
 
     def before_message(self, consumer: EventConsumer, message: Message) -> None:
         """Called before a message is dispatched to its receivers."""
+
+    def dispatching(self, consumer: EventConsumer, message: Message) -> AbstractContextManager[Any]:
+        """
+        Return a context manager that the dispatch of ``message`` to its receivers runs inside.
+
+        For what must surround the receivers rather than follow them: an APM trace, say. It is
+        entered after ``before_message`` and left before ``after_receiver``.
+        """
+        return nullcontext()
 
     def after_receiver(self, consumer: EventConsumer, receiver: str, seconds: float, error: Exception | None) -> None:
         """Called after each receiver returned (``error`` None) or raised, with its run time."""
@@ -65,7 +75,26 @@ class ConsumerHooks:
         """Called once the loop ended, cleanly or not, before the client is closed."""
 
 
+#: Every hook point of ConsumerHooks.
+HOOK_POINTS = tuple(name for name in vars(ConsumerHooks) if name.startswith(("before_", "after_", "dispatching")))
+
+
+def overriding(hooks: Iterable[ConsumerHooks], name: str) -> list[ConsumerHooks]:
+    """The hooks of ``hooks`` that implement hook point ``name``; the loop skips points nobody implements."""
+    default = getattr(ConsumerHooks, name)
+    return [hook for hook in hooks if getattr(type(hook), name, default) is not default]
+
+
 def emit(hooks: Iterable[ConsumerHooks], name: str, consumer: EventConsumer, *args: Any) -> None:
     """Call hook method ``name`` of every hook in ``hooks``, in order."""
     for hook in hooks:
         getattr(hook, name)(consumer, *args)
+
+
+@contextmanager
+def around_dispatch(hooks: Iterable[ConsumerHooks], consumer: EventConsumer, message: Message) -> Iterator[None]:
+    """Run the block inside the ``dispatching`` context of every hook in ``hooks``, the first one outermost."""
+    with ExitStack() as stack:
+        for hook in hooks:
+            stack.enter_context(hook.dispatching(consumer, message))
+        yield

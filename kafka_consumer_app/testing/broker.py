@@ -12,6 +12,17 @@ The same module serves the test suite's session fixture and the command line::
     python -m kafka_consumer_app.testing.broker run --topic orders:3 --ready-file /tmp/kafka.env
 
 ``run`` prints ``KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port>`` and serves until SIGTERM/SIGINT.
+
+By default the broker has one PLAINTEXT listener. For security tests, ``plain_users`` and
+``scram_users`` add a ``SASL_PLAINTEXT`` listener (SASL/PLAIN users in its JAAS config,
+SCRAM-SHA-512 credentials written when the log dir is formatted), and ``tls=True`` adds a
+``SASL_SSL`` listener whose self-signed certificate (made with the JDK's ``keytool``) is in
+:attr:`LocalKafkaBroker.ca_file`. The PLAINTEXT listener stays, for test setup::
+
+    broker = LocalKafkaBroker(plain_users={"alice": "pw1"}, scram_users={"bob": "pw2"}, tls=True)
+    broker.start()
+    broker.sasl_bootstrap_servers      # 127.0.0.1:<port>, security.protocol SASL_PLAINTEXT
+    broker.sasl_ssl_bootstrap_servers  # 127.0.0.1:<port>, SASL_SSL, ssl.ca.location broker.ca_file
 """
 
 from __future__ import annotations
@@ -19,6 +30,8 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -28,6 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -94,6 +108,12 @@ DEFAULT_PROPERTIES = {
 }
 
 
+#: The SASL mechanisms a broker with users enables on its SASL listeners.
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-512")
+#: User names and passwords must be simple enough for JAAS and for StorageTool's --add-scram syntax.
+_CREDENTIAL = re.compile(r"^[A-Za-z0-9._~!@#%^&*+-]+$")
+
+
 class BrokerError(RuntimeError):
     """The local broker could not be fetched or started; the message says why and what to do."""
 
@@ -135,7 +155,11 @@ def free_port() -> int:
 
 
 def _random_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    # Like Kafka's Uuid.randomUuid(): never a leading '-', which StorageTool would read as an option.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class LocalKafkaBroker:
@@ -152,19 +176,57 @@ class LocalKafkaBroker:
         port: int | None = None,
         extra_properties: dict[str, str] | None = None,
         heap: str = "512m",
+        *,
+        plain_users: Mapping[str, str] | None = None,
+        scram_users: Mapping[str, str] | None = None,
+        tls: bool = False,
     ) -> None:
+        self.plain_users = dict(plain_users or {})
+        self.scram_users = dict(scram_users or {})
+        for name, password in {**self.plain_users, **self.scram_users}.items():
+            if not (_CREDENTIAL.match(name) and _CREDENTIAL.match(password)):
+                raise ValueError(f"user {name!r}: names and passwords may only use letters, digits and ._~!@#%^&*+-")
+        if tls and not self.sasl_enabled:
+            raise ValueError("tls=True adds a SASL_SSL listener: give plain_users or scram_users too")
         self.port = port or free_port()
         self.controller_port = free_port()
+        self.sasl_port = free_port() if self.sasl_enabled else None
+        self.sasl_ssl_port = free_port() if tls else None
         self.extra_properties = dict(extra_properties or {})
         self.heap = heap
         self.workdir = Path(tempfile.mkdtemp(prefix="kafka-broker-"))
         self.process: subprocess.Popen[bytes] | None = None
         self._formatted = False
+        self._keystore_password = secrets.token_hex(12)
 
     @property
     def bootstrap_servers(self) -> str:
-        """The ``host:port`` clients connect to."""
+        """The ``host:port`` clients connect to (the PLAINTEXT listener)."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_enabled(self) -> bool:
+        """Whether the broker has SASL listeners (it was given users)."""
+        return bool(self.plain_users or self.scram_users)
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """The ``host:port`` of the SASL_PLAINTEXT listener (PLAIN and SCRAM-SHA-512)."""
+        if self.sasl_port is None:
+            raise BrokerError("this broker has no SASL listener: pass plain_users or scram_users")
+        return f"127.0.0.1:{self.sasl_port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """The ``host:port`` of the SASL_SSL listener (PLAIN and SCRAM-SHA-512 over TLS)."""
+        if self.sasl_ssl_port is None:
+            raise BrokerError("this broker has no SASL_SSL listener: pass tls=True")
+        return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """PEM file of the broker's self-signed certificate, for the client's ``ssl.ca.location``."""
+        return self.workdir / "tls" / "broker-ca.pem"
 
     @property
     def log_file(self) -> Path:
@@ -173,18 +235,78 @@ class LocalKafkaBroker:
 
     def properties(self) -> dict[str, str]:
         """The broker's server.properties as a dict."""
+        listeners = {"PLAINTEXT": self.port}
+        if self.sasl_port is not None:
+            listeners["SASL_PLAINTEXT"] = self.sasl_port
+        if self.sasl_ssl_port is not None:
+            listeners["SASL_SSL"] = self.sasl_ssl_port
+        advertised = ",".join(f"{name}://127.0.0.1:{port}" for name, port in listeners.items())
         props = dict(DEFAULT_PROPERTIES)
         props.update(
             {
-                "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "listeners": f"{advertised},CONTROLLER://127.0.0.1:{self.controller_port}",
+                "advertised.listeners": advertised,
+                # Each client listener is named after its protocol; the controller's is PLAINTEXT.
+                "listener.security.protocol.map": ",".join(
+                    [*(f"{name}:{name}" for name in listeners), "CONTROLLER:PLAINTEXT"]
+                ),
                 "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
                 "log.dirs": str(self.workdir / "data"),
             }
         )
+        props.update(self._security_properties(list(listeners)[1:]))
         props.update(self.extra_properties)
         return props
+
+    def _security_properties(self, sasl_listeners: list[str]) -> dict[str, str]:
+        """JAAS and TLS settings of the SASL listeners (none without users)."""
+        if not sasl_listeners:
+            return {}
+        plain_users = "".join(f' user_{name}="{password}"' for name, password in self.plain_users.items())
+        props = {"sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS)}
+        for listener in sasl_listeners:
+            prefix = f"listener.name.{listener.lower()}"
+            props[f"{prefix}.plain.sasl.jaas.config"] = (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required{plain_users};"
+            )
+            props[f"{prefix}.scram-sha-512.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+        if self.sasl_ssl_port is not None:
+            props.update(
+                {
+                    "ssl.keystore.type": "PKCS12",
+                    "ssl.keystore.location": str(self.workdir / "tls" / "broker.p12"),
+                    "ssl.keystore.password": self._keystore_password,
+                    "ssl.key.password": self._keystore_password,
+                }
+            )
+        return props
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate for 127.0.0.1 and localhost, valid two days, exported as PEM."""
+        keystore = self.workdir / "tls" / "broker.p12"
+        if keystore.exists():
+            return
+        if shutil.which("keytool") is None:
+            raise BrokerError("the JDK's 'keytool' is not on the PATH; it makes the TLS listener's certificate")
+        keystore.parent.mkdir(parents=True, exist_ok=True)
+        store = ["-keystore", str(keystore), "-storetype", "PKCS12", "-storepass", self._keystore_password]
+        generate = ["keytool", "-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048"]
+        generate += ["-validity", "2", "-dname", "CN=localhost", "-ext", "SAN=ip:127.0.0.1,dns:localhost"]
+        generate += ["-ext", "BC=ca:true", "-keypass", self._keystore_password, *store]
+        export = ["keytool", "-exportcert", "-rfc", "-alias", "broker", "-file", str(self.ca_file), *store]
+        commands = [generate, export]
+        for command in commands:
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise BrokerError(f"keytool failed: {result.stdout[-1000:]}{result.stderr[-1000:]}")
+
+    def _format_command(self, lib: Path, config: Path) -> list[str]:
+        command = ["kafka.tools.StorageTool", "format", "-t", _random_cluster_id(), "-c", str(config)]
+        for name, password in self.scram_users.items():
+            command += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+        return self._java(lib, *command)
 
     def _write_config(self) -> Path:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
@@ -211,10 +333,12 @@ class LocalKafkaBroker:
     def start(self, timeout: float = 90.0) -> LocalKafkaBroker:
         """Start (or restart) the broker and wait until it serves metadata."""
         lib = fetch()
+        if self.sasl_ssl_port is not None:
+            self._make_certificate()
         config = self._write_config()
         if not self._formatted:
             result = subprocess.run(
-                self._java(lib, "kafka.tools.StorageTool", "format", "-t", _random_cluster_id(), "-c", str(config)),
+                self._format_command(lib, config),
                 capture_output=True,
                 text=True,
                 check=False,
@@ -309,6 +433,13 @@ class LocalKafkaBroker:
         self.cleanup()
 
 
+def _parse_user(text: str) -> tuple[str, str]:
+    name, equals, password = text.partition("=")
+    if not (name and equals and password):
+        raise argparse.ArgumentTypeError(f"expected NAME=PASSWORD, not {text!r}")
+    return name, password
+
+
 def _parse_topic(text: str) -> tuple[str, int]:
     name, _, partitions = text.partition(":")
     return name, int(partitions or 1)
@@ -325,6 +456,23 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, help="Client port (default: a free one).")
     run.add_argument("--topic", action="append", default=[], metavar="NAME[:PARTITIONS]", help="Create this topic.")
     run.add_argument("--ready-file", type=Path, help="Write KAFKA_BOOTSTRAP_SERVERS=... here once ready.")
+    run.add_argument(
+        "--plain-user",
+        action="append",
+        default=[],
+        type=_parse_user,
+        metavar="NAME=PASSWORD",
+        help="Add a SASL/PLAIN user (and a SASL_PLAINTEXT listener).",
+    )
+    run.add_argument(
+        "--scram-user",
+        action="append",
+        default=[],
+        type=_parse_user,
+        metavar="NAME=PASSWORD",
+        help="Add a SCRAM-SHA-512 user (and a SASL_PLAINTEXT listener).",
+    )
+    run.add_argument("--tls", action="store_true", help="Add a SASL_SSL listener with a self-signed certificate.")
     args = parser.parse_args(argv)
     try:
         if args.action == "fetch":
@@ -340,13 +488,24 @@ def _run(args: argparse.Namespace) -> int:
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopped.set())
-    with LocalKafkaBroker(port=args.port) as broker:
+    try:
+        broker = LocalKafkaBroker(
+            port=args.port, plain_users=dict(args.plain_user), scram_users=dict(args.scram_user), tls=args.tls
+        )
+    except ValueError as error:
+        raise BrokerError(str(error)) from error
+    with broker:
         for name, partitions in map(_parse_topic, args.topic):
             broker.create_topic(name, partitions)
-        line = f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}"
-        print(line, flush=True)
+        lines = [f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}"]
+        if broker.sasl_enabled:
+            lines.append(f"KAFKA_SASL_BOOTSTRAP_SERVERS={broker.sasl_bootstrap_servers}")
+        if args.tls:
+            lines.append(f"KAFKA_SASL_SSL_BOOTSTRAP_SERVERS={broker.sasl_ssl_bootstrap_servers}")
+            lines.append(f"KAFKA_SSL_CA_LOCATION={broker.ca_file}")
+        print("\n".join(lines), flush=True)
         if args.ready_file:
-            args.ready_file.write_text(line + "\n", encoding="utf-8")
+            args.ready_file.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         while not stopped.wait(0.5):
             if broker.process is None or broker.process.poll() is not None:
                 print(f"error: the broker exited; see {broker.log_file}", file=sys.stderr)

@@ -1,0 +1,144 @@
+"""
+Prometheus metrics of the consume loop, served on ``/metrics`` by the health server.
+
+:class:`ConsumerMetrics` is a hook that keeps its metrics in its own
+:class:`~prometheus_client.CollectorRegistry` (never the process-wide default one), so that
+several consumers in one process, as in the tests, never collide. Every metric is labelled
+with the Kafka topic (``TOPIC_PREFIX`` included) and named ``kafka_consumer_*``:
+
+``kafka_consumer_messages_total{topic, outcome}``
+    Message attempts by outcome: handled, retried, dead_lettered, skipped, failed.
+``kafka_consumer_handler_duration_seconds{topic, receiver}``
+    Run time of each receiver call (histogram), whether it returned or raised.
+``kafka_consumer_lag{topic, partition}``
+    librdkafka's ``consumer_lag`` of each partition this consumer fetches: the partition's
+    high watermark minus the group's committed offset. Updated every ``statistics.interval.ms``.
+``kafka_consumer_last_message_timestamp_seconds{topic}``
+    The Kafka timestamp of the last message processed (handled, dead-lettered or skipped).
+``kafka_consumer_rebalances_total{topic, kind}``
+    Rebalance callbacks: assigned, revoked, lost.
+``kafka_consumer_commit_failures_total{topic}``
+    Synchronous commits (on revoke and shutdown) that failed.
+
+The process collector adds the usual ``process_*`` series (memory, CPU, open files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from kafka_consumer_app.hooks import DEAD_LETTERED, HANDLED, OUTCOMES, SKIPPED, ConsumerHooks
+from kafka_consumer_app.stats import partition_lags
+
+if TYPE_CHECKING:
+    from confluent_kafka import KafkaError
+    from confluent_kafka import Message as KafkaMessage
+
+    from kafka_consumer_app.consumer import EventConsumer
+
+#: The ``kind`` label values of ``kafka_consumer_rebalances_total``.
+REBALANCE_KINDS = ("assigned", "revoked", "lost")
+#: Outcomes after which a message's offset is stored: it counts as processed.
+PROCESSED = frozenset({HANDLED, DEAD_LETTERED, SKIPPED})
+#: Histogram buckets of receiver run time, in seconds: Prometheus' defaults plus the minutes a slow receiver may take.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+#: librdkafka's timestamp type when the message has none.
+_TIMESTAMP_NOT_AVAILABLE = 0
+
+
+class ConsumerMetrics(ConsumerHooks):
+    """Counts, times and gauges what the loop does, for one topic, in :attr:`registry`."""
+
+    wants_statistics = True
+
+    def __init__(self, topic: str, registry: CollectorRegistry | None = None) -> None:
+        self.topic = topic
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.messages = Counter(
+            "kafka_consumer_messages",
+            "Message attempts by outcome: handled, retried, dead_lettered, skipped, failed.",
+            ["topic", "outcome"],
+            registry=self.registry,
+        )
+        self.handler_duration = Histogram(
+            "kafka_consumer_handler_duration_seconds",
+            "Run time of each receiver call, whether it returned or raised.",
+            ["topic", "receiver"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "kafka_consumer_lag",
+            "Messages between each fetched partition's high watermark and the group's committed offset.",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.last_message_timestamp = Gauge(
+            "kafka_consumer_last_message_timestamp_seconds",
+            "Kafka timestamp of the last message processed (handled, dead-lettered or skipped), in Unix seconds.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.rebalances = Counter(
+            "kafka_consumer_rebalances",
+            "Rebalance callbacks of this consumer, by kind: assigned, revoked, lost.",
+            ["topic", "kind"],
+            registry=self.registry,
+        )
+        self.commit_failures = Counter(
+            "kafka_consumer_commit_failures",
+            "Synchronous offset commits (on revoke and shutdown) that failed.",
+            ["topic"],
+            registry=self.registry,
+        )
+        ProcessCollector(registry=self.registry)
+        # Series that exist from the start read 0 rather than missing, so rate() and alerts work at once.
+        for outcome in OUTCOMES:
+            self.messages.labels(topic, outcome)
+        for kind in REBALANCE_KINDS:
+            self.rebalances.labels(topic, kind)
+        self.commit_failures.labels(topic)
+        self._lag_partitions: set[int] = set()
+
+    def after_receiver(self, consumer: EventConsumer, receiver: str, seconds: float, error: Exception | None) -> None:
+        """Time the receiver call."""
+        self.handler_duration.labels(self.topic, receiver).observe(seconds)
+
+    def after_message(self, consumer: EventConsumer, raw: KafkaMessage, outcome: str) -> None:
+        """Count the attempt; remember the timestamp of a processed message."""
+        self.messages.labels(self.topic, outcome).inc()
+        if outcome in PROCESSED:
+            kind, milliseconds = raw.timestamp()
+            if kind != _TIMESTAMP_NOT_AVAILABLE:
+                self.last_message_timestamp.labels(self.topic).set(milliseconds / 1000)
+
+    def after_assign(self, consumer: EventConsumer, partitions: Sequence[int]) -> None:
+        """Count the assignment."""
+        self.rebalances.labels(self.topic, "assigned").inc()
+
+    def after_revoke(self, consumer: EventConsumer, partitions: Sequence[int], lost: bool) -> None:
+        """Count the revocation; drop the lag of partitions that now belong to another member."""
+        self.rebalances.labels(self.topic, "lost" if lost else "revoked").inc()
+        for partition in partitions:
+            self._forget_lag(partition)
+
+    def after_stats(self, consumer: EventConsumer, stats: dict[str, Any]) -> None:
+        """Set the lag of every partition this consumer fetches; drop the others."""
+        lags = partition_lags(stats, self.topic)
+        for partition in self._lag_partitions - set(lags):
+            self._forget_lag(partition)
+        for partition, lag in lags.items():
+            self.lag.labels(self.topic, str(partition)).set(lag)
+        self._lag_partitions = set(lags)
+
+    def after_commit_failed(self, consumer: EventConsumer, error: KafkaError | Exception) -> None:
+        """Count the failed commit."""
+        self.commit_failures.labels(self.topic).inc()
+
+    def _forget_lag(self, partition: int) -> None:
+        if partition in self._lag_partitions:
+            self.lag.remove(self.topic, str(partition))
+            self._lag_partitions.discard(partition)

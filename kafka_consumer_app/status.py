@@ -1,0 +1,399 @@
+"""
+The lag report behind ``./manage.py consumer_status``: where a consumer group stands on one topic.
+
+:func:`read_status` asks the cluster, with librdkafka's admin client and the same connection
+and security options as ``consume_events``, for
+
+- each partition's committed offset of the group (``list_consumer_group_offsets``), its
+  earliest retained offset (low watermark) and its end offset (high watermark,
+  ``list_offsets``);
+- the group's state and members, with the partitions of this topic each one holds
+  (``describe_consumer_groups``).
+
+**The lag rule.** A partition's lag is the number of messages the group would still have to
+consume: ``end - committed``. When the group has committed nothing on a partition, or
+committed an offset that retention has since deleted, the consumer would start at the
+earliest retained message (the app defaults ``auto.offset.reset`` to ``earliest``), so the
+lag is ``end - low watermark``. A lag is never negative.
+
+Nothing here consumes, joins the group or commits: the report can run next to the consumers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from confluent_kafka import (
+    OFFSET_INVALID,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from kafka_consumer_app.conf import TopicConfig
+from kafka_consumer_app.exceptions import (
+    AuthenticationError,
+    BrokerUnavailableError,
+    ConfigurationError,
+    TopicNotFoundError,
+)
+from kafka_consumer_app.failures import CONNECTION_OPTION_PREFIXES
+from kafka_consumer_app.redaction import redact_text, secret_values
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class PartitionStatus:
+    """
+    One partition: the group's committed offset (None when nothing is committed), the earliest
+    retained offset (low watermark) and the end offset (high watermark).
+    """
+
+    partition: int
+    committed: int | None
+    earliest: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        """Messages left: ``end - committed``, or ``end - earliest`` when nothing usable is committed."""
+        start = self.earliest if self.committed is None else max(self.committed, self.earliest)
+        return max(self.end - start, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The partition as JSON-ready data, its lag included."""
+        return {
+            "partition": self.partition,
+            "committed": self.committed,
+            "earliest": self.earliest,
+            "end": self.end,
+            "lag": self.lag,
+        }
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """One member of the group and the partitions of the reported topic assigned to it."""
+
+    member_id: str
+    client_id: str
+    host: str
+    partitions: tuple[int, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The member as JSON-ready data."""
+        return {
+            "member_id": self.member_id,
+            "client_id": self.client_id,
+            "host": self.host,
+            "partitions": list(self.partitions),
+        }
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """Where one consumer group stands on one topic."""
+
+    topic: str
+    kafka_topic: str
+    group_id: str
+    state: str
+    partitions: tuple[PartitionStatus, ...]
+    members: tuple[MemberStatus, ...]
+
+    @property
+    def total_lag(self) -> int:
+        """The sum of every partition's lag."""
+        return sum(partition.lag for partition in self.partitions)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (what ``consumer_status --json`` prints)."""
+        return {
+            "topic": self.topic,
+            "kafka_topic": self.kafka_topic,
+            "group_id": self.group_id,
+            "state": self.state,
+            "total_lag": self.total_lag,
+            "partitions": [partition.as_dict() for partition in self.partitions],
+            "members": [member.as_dict() for member in self.members],
+        }
+
+
+def read_status(config: TopicConfig) -> GroupStatus:
+    """
+    Ask the cluster where ``config.group_id`` stands on ``config.kafka_topic``.
+
+    Waits at most ``CONNECT_TIMEOUT`` for the cluster. Raises :class:`TopicNotFoundError`,
+    :class:`BrokerUnavailableError`, :class:`AuthenticationError` or
+    :class:`ConfigurationError`, each with a one-line message naming the fix.
+    """
+    return _StatusReader(config).read()
+
+
+class _StatusReader:
+    """One report: an admin client, the deadline, and the authentication errors its callback saw."""
+
+    def __init__(self, config: TopicConfig) -> None:
+        self.config = config
+        self.deadline = time.monotonic() + config.connect_timeout
+        self._auth_error: str | None = None
+        self._tls_error: str | None = None
+
+    def read(self) -> GroupStatus:
+        admin = self._admin()
+        try:
+            partitions = self._partitions(admin)
+            state, members = self._group(admin)
+            committed = self._committed(admin, partitions)
+            earliest = self._offsets(admin, partitions, OffsetSpec.earliest(), "earliest offsets")
+            end = self._offsets(admin, partitions, OffsetSpec.latest(), "end offsets")
+        finally:
+            admin.poll(0)  # serve queued log lines and errors before the client goes
+        return GroupStatus(
+            topic=self.config.topic,
+            kafka_topic=self.config.kafka_topic,
+            group_id=self.config.group_id,
+            state=state,
+            partitions=tuple(
+                PartitionStatus(partition, committed.get(partition), earliest[partition], end[partition])
+                for partition in partitions
+            ),
+            members=members,
+        )
+
+    def admin_config(self) -> dict[str, Any]:
+        """The admin client's options: the consumer's connection and security options, and the brokers."""
+        options = {
+            key: value
+            for key, value in self.config.consumer_config.items()
+            if key.startswith(CONNECTION_OPTION_PREFIXES) or key == "oauth_cb"
+        }
+        librdkafka_logger = logging.getLogger("kafka_consumer_app.librdkafka")
+        options.update(
+            {
+                "bootstrap.servers": self.config.bootstrap_servers,
+                "error_cb": self._on_error,
+                "logger": librdkafka_logger,
+            }
+        )
+        if not librdkafka_logger.isEnabledFor(logging.DEBUG):
+            # The report, or its one-line error, says what happened; below -v 2, librdkafka's
+            # reconnect lines (dozens a second while a broker is down) would only bury it.
+            options["log_level"] = 0
+        return options
+
+    def _admin(self) -> AdminClient:
+        try:
+            return AdminClient(self.admin_config())
+        except KafkaException as error:
+            raise ConfigurationError(
+                f"librdkafka refused the configuration ({_reason(error)}); fix that option in "
+                "KAFKA_CONSUMER['CONSUMER_CONFIG']"
+            ) from error
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION:
+            self._auth_error = _without_secrets(error.str())
+        elif error.code() == KafkaError._SSL:
+            self._tls_error = _without_secrets(error.str())
+
+    def _remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _unreachable(self, why: str) -> BrokerUnavailableError:
+        return BrokerUnavailableError(
+            f"could not reach Kafka at {self.config.bootstrap_servers} within {self.config.connect_timeout:g}s "
+            f"({why}); check KAFKA_CONSUMER['BOOTSTRAP_SERVERS'], the network and the security settings"
+        )
+
+    def _raise_if_rejected(self) -> None:
+        if self._auth_error is not None:
+            raise AuthenticationError(
+                f"Kafka rejected the credentials ({self._auth_error}); check the sasl.* and ssl.* options "
+                "in KAFKA_CONSUMER['CONSUMER_CONFIG']"
+            )
+        if self._tls_error is not None:
+            raise AuthenticationError(
+                f"the TLS handshake with Kafka failed ({self._tls_error}); check security.protocol and "
+                "the ssl.* options (ssl.ca.location) in KAFKA_CONSUMER['CONSUMER_CONFIG']"
+            )
+
+    def _partitions(self, admin: AdminClient) -> list[int]:
+        """The topic's partitions, waiting for the cluster until the deadline."""
+        topic = self.config.kafka_topic
+        last_error = "no answer"
+        while True:
+            remaining = self._remaining()
+            if remaining <= 0:
+                raise self._unreachable(last_error)
+            try:
+                metadata = admin.list_topics(topic, timeout=min(remaining, 2.0))
+            except KafkaException as error:
+                last_error = _reason(error)
+                admin.poll(0.1)  # serve error_cb, which reports authentication and TLS failures
+                self._raise_if_rejected()
+                continue
+            break
+        found = metadata.topics.get(topic)
+        code = found.error.code() if found is not None and found.error is not None else None
+        if found is None or code == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise TopicNotFoundError(
+                f"topic {topic!r} does not exist on {self.config.bootstrap_servers}; "
+                "create it, or check --topic and KAFKA_CONSUMER['TOPIC_PREFIX']"
+            )
+        if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            raise AuthenticationError(
+                f"not authorized to describe topic {topic!r}; grant the principal DESCRIBE on the topic and the group"
+            )
+        return sorted(found.partitions)
+
+    def _result(self, what: str, call: Callable[[float], _T]) -> _T:
+        """Run one admin request within the deadline (a second at least); errors become one-line ones."""
+        timeout = max(self._remaining(), 1.0)
+        try:
+            return call(timeout)
+        except KafkaException as error:
+            self._raise_if_rejected()
+            kafka_error = error.args[0] if error.args and isinstance(error.args[0], KafkaError) else None
+            if kafka_error is not None and kafka_error.code() in (
+                KafkaError.GROUP_AUTHORIZATION_FAILED,
+                KafkaError.TOPIC_AUTHORIZATION_FAILED,
+            ):
+                raise AuthenticationError(
+                    f"not authorized to read the {what} ({_reason(error)}); grant the principal DESCRIBE on "
+                    f"topic {self.config.kafka_topic!r} and group {self.config.group_id!r}"
+                ) from error
+            raise self._unreachable(f"{what}: {_reason(error)}") from error
+        except TimeoutError as error:
+            raise self._unreachable(f"{what}: no answer") from error
+
+    def _group(self, admin: AdminClient) -> tuple[str, tuple[MemberStatus, ...]]:
+        group = self.config.group_id
+
+        def describe(timeout: float) -> Any:
+            future = admin.describe_consumer_groups([group], request_timeout=timeout)[group]
+            try:
+                return future.result(timeout=timeout)
+            except KafkaException as error:
+                if _code(error) == KafkaError.GROUP_ID_NOT_FOUND:
+                    return None  # newer brokers answer so for a group that does not exist (any more)
+                raise
+
+        description = self._result("group description", describe)
+        if description is None:
+            return "dead", ()
+        members = tuple(
+            MemberStatus(
+                member_id=member.member_id,
+                client_id=member.client_id,
+                host=member.host,
+                partitions=tuple(
+                    sorted(
+                        tp.partition
+                        for tp in (member.assignment.topic_partitions if member.assignment else [])
+                        if tp.topic == self.config.kafka_topic
+                    )
+                ),
+            )
+            for member in description.members
+        )
+        state = getattr(description.state, "name", str(description.state)).lower()
+        # Members holding partitions of this topic first, by partition; then the others (other topics' consumers).
+        return state, tuple(sorted(members, key=lambda m: (not m.partitions, m.partitions, m.member_id)))
+
+    def _committed(self, admin: AdminClient, partitions: list[int]) -> dict[int, int]:
+        """The group's committed offsets, by partition; partitions with nothing committed are left out."""
+        group = self.config.group_id
+        request = ConsumerGroupTopicPartitions(
+            group, [TopicPartition(self.config.kafka_topic, partition) for partition in partitions]
+        )
+
+        def offsets(timeout: float) -> Any:
+            return admin.list_consumer_group_offsets([request], request_timeout=timeout)[group].result(timeout=timeout)
+
+        result = self._result("committed offsets", offsets)
+        return {
+            tp.partition: tp.offset
+            for tp in result.topic_partitions
+            if tp.error is None and tp.offset != OFFSET_INVALID and tp.offset >= 0
+        }
+
+    def _offsets(self, admin: AdminClient, partitions: list[int], spec: OffsetSpec, what: str) -> dict[int, int]:
+        """The earliest or latest offset of every partition."""
+        request = {TopicPartition(self.config.kafka_topic, partition): spec for partition in partitions}
+
+        def offsets(timeout: float) -> dict[int, int]:
+            futures = admin.list_offsets(request, request_timeout=timeout)
+            return {tp.partition: future.result(timeout=timeout).offset for tp, future in futures.items()}
+
+        return self._result(what, offsets)
+
+
+def render_table(status: GroupStatus) -> str:
+    """The report as aligned text: a summary line, the partitions, then the members."""
+    members = len(status.members)
+    topic = status.topic if status.topic == status.kafka_topic else f"{status.topic} (Kafka topic {status.kafka_topic})"
+    lines = [
+        f"Group {status.group_id} on topic {topic}: state {status.state}, "
+        f"{members} member{'' if members == 1 else 's'}, total lag {status.total_lag}",
+        "",
+    ]
+    rows = [
+        [
+            str(p.partition),
+            "-" if p.committed is None else str(p.committed),
+            str(p.earliest),
+            str(p.end),
+            str(p.lag),
+        ]
+        for p in status.partitions
+    ]
+    lines += _align(["PARTITION", "COMMITTED", "EARLIEST", "END", "LAG"], rows, right=True)
+    if any(p.committed is None for p in status.partitions):
+        lines.append("(-: nothing committed; the lag counts from the earliest retained offset)")
+    lines.append("")
+    if status.members:
+        rows = [[m.member_id, m.client_id, m.host, ",".join(map(str, m.partitions)) or "-"] for m in status.members]
+        lines += _align(["MEMBER", "CLIENT ID", "HOST", "PARTITIONS"], rows)
+    else:
+        lines.append("No active members.")
+    return "\n".join(lines)
+
+
+def render_json(status: GroupStatus) -> str:
+    """The report as one JSON document (see :meth:`GroupStatus.as_dict`)."""
+    return json.dumps(status.as_dict(), indent=2)
+
+
+def _align(header: list[str], rows: list[list[str]], right: bool = False) -> list[str]:
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [cell.rjust(width) if right else cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
+        return "  ".join(padded).rstrip()
+
+    return [line(header), *(line(row) for row in rows)]
+
+
+def _code(error: KafkaException) -> int | None:
+    first = error.args[0] if error.args else None
+    return first.code() if isinstance(first, KafkaError) else None
+
+
+def _reason(error: KafkaException) -> str:
+    first = error.args[0] if error.args else None
+    return _without_secrets(first.str() if isinstance(first, KafkaError) else str(error))
+
+
+def _without_secrets(text: str) -> str:
+    return redact_text(text, secret_values())
