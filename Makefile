@@ -1,5 +1,6 @@
 .DEFAULT_GOAL := help
-.PHONY: help requirements kafka test test-unit test-broker quality demo bench upgrade clean
+.PHONY: help requirements kafka test quality demo bench upgrade clean manifests render-manifests \
+	security
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -30,18 +31,46 @@ quality: requirements ## lint with ruff and run Django's system checks
 	$(BIN)/ruff format --check kafka_consumer_app tests example benchmarks setup.py
 	DJANGO_SETTINGS_MODULE=example_project.settings $(BIN)/python example/manage.py check
 
-test: requirements kafka quality ## set everything up and run the whole suite against a real broker
+test: requirements kafka quality security ## set everything up and run the whole suite against a real broker
 	$(BIN)/pytest
 
 demo: requirements kafka ## start a local broker, run the example service's consumer, show what it handled
 	$(BIN)/python example/demo.py
 
-bench: requirements kafka ## run the benchmarks against a local broker and print the results table
-	$(BIN)/python -m benchmarks
+bench: requirements kafka ## run the benchmarks against a local broker (options: make bench BENCH_ARGS=--quick)
+	$(BIN)/pip install -q -r requirements/bench.txt
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# `make manifests` renders k8s/ from the example project's settings as its cluster would read them: the variables
+# below are what those settings read (MANIFESTS["ENV"] carries them into the ConfigMap). The credentials are
+# placeholders that the settings require and the manifests never contain. env -i keeps the caller's own
+# KAFKA_* variables out. tests/test_manifests.py runs render-manifests into a temporary directory and fails
+# when k8s/ differs from it.
+MANIFESTS_ENV = DJANGO_SETTINGS_MODULE=example_project.settings KAFKA_BOOTSTRAP_SERVERS=kafka-bootstrap.kafka.svc:9093 \
+	KAFKA_SECURITY_PROTOCOL=SASL_SSL KAFKA_USERNAME=placeholder KAFKA_PASSWORD=placeholder
+MANIFESTS_ARGS = --image ghcr.io/example/example-service:1.0.0
+MANIFESTS_DIR = k8s
+MANIFESTS_PYTHON = $(CURDIR)/$(BIN)/python
+
+manifests: requirements render-manifests ## render k8s/ from the example project's settings (then commit k8s/)
+
+render-manifests:
+	cd example && env -i PATH="$$PATH" $(MANIFESTS_ENV) $(MANIFESTS_PYTHON) manage.py consumer_manifests \
+		$(MANIFESTS_ARGS) --output $(abspath $(MANIFESTS_DIR))
+
+# checkov has its own virtualenv: its pins conflict with the test requirements (see requirements/security.in).
+SECURITY_VENV := .venv-security
+$(SECURITY_VENV)/.installed: requirements/security.txt
+	$(PYTHON) -m venv $(SECURITY_VENV)
+	$(SECURITY_VENV)/bin/pip install -q -r requirements/security.txt
+	touch $@
+
+security: $(SECURITY_VENV)/.installed ## scan k8s/ with checkov, offline (skips and reasons: k8s/.checkov.yaml)
+	$(SECURITY_VENV)/bin/checkov --config-file k8s/.checkov.yaml
 
 upgrade: $(BIN)/python ## recompile requirements/*.txt from the .in files
 	$(BIN)/pip install -q -r requirements/pip-tools.txt
-	cd requirements && for f in base test pip-tools dev; do $(PIP_COMPILE) $$f.in -o $$f.txt; done
+	cd requirements && for f in base avro openedx test pip-tools dev bench security; do $(PIP_COMPILE) $$f.in -o $$f.txt; done
 
 clean: ## remove the virtualenv, caches and the fetched Kafka jars
-	rm -rf $(VENV) .cache .pytest_cache .ruff_cache .mypy_cache *.egg-info example/*.sqlite3
+	rm -rf $(VENV) $(SECURITY_VENV) .cache .pytest_cache .ruff_cache .mypy_cache *.egg-info example/*.sqlite3

@@ -34,17 +34,53 @@ DATABASES = {
     }
 }
 
+# What the Kafka settings read from the environment. The demo and the tests export the local broker's
+# address; in Kubernetes the service's ConfigMap sets these (MANIFESTS["ENV"] below renders them into it).
+KAFKA_ENV = {
+    "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    "KAFKA_GROUP_ID": os.environ.get("KAFKA_GROUP_ID", "example-service"),
+    "KAFKA_SECURITY_PROTOCOL": os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+    "KAFKA_SASL_MECHANISM": os.environ.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+    "KAFKA_PROGRESS_INTERVAL": os.environ.get("KAFKA_PROGRESS_INTERVAL", "60"),
+}
+# librdkafka options, verbatim. Plaintext on the local broker; in the cluster SASL over TLS, with the
+# credentials from the Secret (environment variables, never in the ConfigMap or the manifests).
+KAFKA_SECURITY = {}
+if KAFKA_ENV["KAFKA_SECURITY_PROTOCOL"] != "PLAINTEXT":
+    KAFKA_SECURITY["security.protocol"] = KAFKA_ENV["KAFKA_SECURITY_PROTOCOL"]
+if KAFKA_ENV["KAFKA_SECURITY_PROTOCOL"].startswith("SASL_"):
+    KAFKA_SECURITY |= {
+        "sasl.mechanism": KAFKA_ENV["KAFKA_SASL_MECHANISM"],
+        "sasl.username": os.environ["KAFKA_USERNAME"],
+        "sasl.password": os.environ["KAFKA_PASSWORD"],
+    }
+
 KAFKA_CONSUMER = {
-    # Where the brokers are; the demo and the tests export the local broker's address.
-    "BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    "BOOTSTRAP_SERVERS": KAFKA_ENV["KAFKA_BOOTSTRAP_SERVERS"],
     # The consumer group of every topic that does not name its own.
-    "GROUP_ID": os.environ.get("KAFKA_GROUP_ID", "example-service"),
-    # librdkafka options, verbatim; credentials would come from the environment (a Secret).
-    "CONSUMER_CONFIG": {},
-    "PROGRESS_INTERVAL": float(os.environ.get("KAFKA_PROGRESS_INTERVAL", "60")),
+    "GROUP_ID": KAFKA_ENV["KAFKA_GROUP_ID"],
+    "CONSUMER_CONFIG": KAFKA_SECURITY,
+    "PROGRESS_INTERVAL": float(KAFKA_ENV["KAFKA_PROGRESS_INTERVAL"]),
     "TOPICS": {
-        "orders": {"DESERIALIZER": "json"},
-        "audit-log": {"GROUP_ID": "example-service-audit", "DESERIALIZER": "str"},
+        # Scaled by KEDA on consumer lag, from 1 replica up to one per partition.
+        "orders": {"DESERIALIZER": "json", "PARTITIONS": 6, "KEDA": True, "LAG_THRESHOLD": 50},
+        # A fixed number of replicas.
+        "audit-log": {
+            "GROUP_ID": "example-service-audit",
+            "DESERIALIZER": "str",
+            "PARTITIONS": 3,
+            "REPLICAS": 2,
+            "MEMORY_REQUEST": "192Mi",
+        },
+    },
+    # The Kubernetes manifests in k8s/, rendered by `make manifests` (./manage.py consumer_manifests).
+    "MANIFESTS": {
+        "APP_NAME": "example-service",
+        "NAMESPACE": "example-service",
+        "ENV": KAFKA_ENV,
+        # Holds KAFKA_USERNAME, KAFKA_PASSWORD and DJANGO_SECRET_KEY; KEDA reads the first two as well.
+        "SECRET": "example-service-secrets",
+        "KEDA_AUTH": {"username": "KAFKA_USERNAME", "password": "KAFKA_PASSWORD"},
     },
 }
 
