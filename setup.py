@@ -49,6 +49,10 @@ setup(
     package_data={"kafka_consumer_app": ["py.typed"]},
     python_requires=">=3.11",
     install_requires=load_requirements("requirements/base.in"),
+    extras_require={
+        "avro": load_requirements("requirements/avro.in"),
+        "openedx": load_requirements("requirements/avro.in", "requirements/openedx.in"),
+    },
     zip_safe=False,
     classifiers=[
         "Development Status :: 3 - Alpha",

@@ -59,3 +59,12 @@ class CircuitOpenError(MessageFailedError):
 
 class DeserializationError(Exception):
     """A message's key or value could not be decoded by the topic's deserializer."""
+
+
+class SchemaRegistryUnavailableError(KafkaConsumerAppError):
+    """
+    The schema registry could not be reached, or refused the credentials, while decoding a message.
+
+    No fault of the message, so it is neither dead-lettered nor committed: the consumer stops
+    (exit 1) and the message is decoded again after the restart.
+    """

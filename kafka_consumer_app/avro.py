@@ -1,0 +1,172 @@
+"""
+Avro in the Confluent wire format: values (and keys) decoded with the writer's schema from a schema registry.
+
+Needs the ``avro`` extra (``pip install kafka_consumer_app[avro]``) and the registry's address::
+
+    KAFKA_CONSUMER = {
+        ...,
+        "SCHEMA_REGISTRY": {
+            "URL": "https://schema-registry:8081",
+            "BASIC_AUTH_USER_INFO": f"{os.environ['SR_KEY']}:{os.environ['SR_SECRET']}",  # optional
+            "CONFIG": {"timeout": 10},  # optional: more SchemaRegistryClient options
+        },
+        "TOPICS": {"user-events": {"DESERIALIZER": "avro"}},
+    }
+
+``DESERIALIZER: "avro"`` gives receivers what the writer's schema describes: a dict for a
+record. A message that is not in the wire format, or whose schema id the registry does not
+know, is malformed (the failure policy, ``dlt.reason: malformed``). A registry that cannot be
+reached, or that refuses the credentials, is no fault of the message: the consumer stops
+(exit 1) without committing it, and decodes it again once restarted. Schemas are cached by
+id, so a registry outage only matters for schema ids not seen since the process started.
+
+The registry's credentials are never logged, nor put in an error message.
+``mock://`` URLs give confluent-kafka's in-process mock registry (for tests: its schemas live
+in the one client object, see :func:`schema_registry_client`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+from functools import lru_cache
+from typing import Any
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from kafka_consumer_app import conf
+from kafka_consumer_app.exceptions import ConfigurationError, SchemaRegistryUnavailableError
+from kafka_consumer_app.serialization import ContextDeserializer, DeserializationContext
+
+#: HTTP statuses of the registry that say nothing about the message: try again after a restart.
+UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
+#: Of those, the ones that mean the credentials were refused.
+CREDENTIAL_STATUSES = frozenset({401, 403})
+
+
+def registry_config() -> dict[str, Any]:
+    """The ``SchemaRegistryClient`` configuration that ``KAFKA_CONSUMER['SCHEMA_REGISTRY']`` describes."""
+    registry = conf.raw_settings().get("SCHEMA_REGISTRY")
+    if not isinstance(registry, dict) or not registry.get("URL"):
+        raise ConfigurationError(
+            "Avro messages need a schema registry, and KAFKA_CONSUMER['SCHEMA_REGISTRY']['URL'] is not set; "
+            "set it (and BASIC_AUTH_USER_INFO if the registry needs credentials)"
+        )
+    config = dict(registry.get("CONFIG") or {})
+    config["url"] = registry["URL"]
+    if registry.get("BASIC_AUTH_USER_INFO"):
+        config["basic.auth.user.info"] = registry["BASIC_AUTH_USER_INFO"]
+    return config
+
+
+#: Registry clients by configuration: one per distinct SCHEMA_REGISTRY, for the life of the process.
+_clients: dict[str, SchemaRegistryClient] = {}
+_clients_lock = threading.Lock()
+
+
+def schema_registry_client() -> SchemaRegistryClient:
+    """
+    The process's registry client for the current settings, made on first use and then reused.
+
+    The client caches schemas by id, so it lives as long as ``SCHEMA_REGISTRY`` stays the same.
+    A ``mock://`` URL gives confluent-kafka's in-process mock registry. Its schemas live in that
+    client object, so a test that produces with the mock registry registers through this very
+    client (same process, same SCHEMA_REGISTRY).
+    """
+    config = registry_config()
+    key = json.dumps(config, sort_keys=True, default=repr)
+    client = _clients.get(key)
+    if client is not None:
+        return client
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = _new_client(config)
+        return _clients[key]
+
+
+def _new_client(config: dict[str, Any]) -> SchemaRegistryClient:
+    try:
+        return SchemaRegistryClient.new_client(config)
+    except (ValueError, TypeError) as error:
+        # The message names the option, never its value: the options include the credentials.
+        raise ConfigurationError(
+            f"KAFKA_CONSUMER['SCHEMA_REGISTRY'] is not a valid registry client configuration ({type(error).__name__}: "
+            f"{_without_secrets(str(error), config)}); see SCHEMA_REGISTRY in the README"
+        ) from None
+
+
+@lru_cache(maxsize=8)
+def writer_schema_deserializer(client: SchemaRegistryClient) -> AvroDeserializer:
+    """An AvroDeserializer that decodes with the writer's schema, fetched by the id in each message."""
+    return AvroDeserializer(schema_registry_client=client)
+
+
+def decode(deserializer: AvroDeserializer, data: bytes, context: DeserializationContext) -> Any:
+    """
+    Run a confluent-kafka ``AvroDeserializer`` on one message's key or value.
+
+    Raises :class:`SchemaRegistryUnavailableError` when the registry cannot be reached or refuses
+    the credentials; anything else it raises (no wire format, an unknown schema id, bytes that
+    do not fit the schema) makes the message malformed.
+    """
+    field = MessageField.KEY if context.field == "key" else MessageField.VALUE
+    try:
+        return deserializer(data, SerializationContext(context.topic, field, list(context.headers)))
+    except SchemaRegistryError as error:
+        status = error.http_status_code
+        if status in CREDENTIAL_STATUSES:
+            raise SchemaRegistryUnavailableError(
+                f"the schema registry refused the credentials (HTTP {status}) while decoding a message of "
+                f"{context.topic}, which was not committed; check KAFKA_CONSUMER['SCHEMA_REGISTRY']"
+                "['BASIC_AUTH_USER_INFO'] and the principal's permissions"
+            ) from error
+        if status in UNAVAILABLE_STATUSES or (isinstance(status, int) and status >= 500):
+            raise SchemaRegistryUnavailableError(
+                f"the schema registry failed (HTTP {status}) while decoding a message of {context.topic}, which "
+                "was not committed; the consumer stops so that it decodes the message again once restarted"
+            ) from error
+        raise
+    except _transport_errors() as error:
+        raise SchemaRegistryUnavailableError(
+            f"the schema registry is unreachable ({type(error).__name__}: {error}) while decoding a message of "
+            f"{context.topic}, which was not committed; check KAFKA_CONSUMER['SCHEMA_REGISTRY']['URL'] and the network"
+        ) from error
+
+
+@lru_cache(maxsize=1)
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Network failures of the registry client: sockets, TLS, and the HTTP client's own transport errors."""
+    errors: list[type[BaseException]] = [OSError]
+    for module_name in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(module_name).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+def _without_secrets(text: str, config: dict[str, Any]) -> str:
+    """``text`` with the values of credential options masked."""
+    for key, value in config.items():
+        if ("auth" in key or "password" in key or "secret" in key) and isinstance(value, str) and value:
+            text = text.replace(value, "***")
+            for part in value.split(":"):
+                if part:
+                    text = text.replace(part, "***")
+    return text
+
+
+class AvroWireFormatDeserializer(ContextDeserializer):
+    """``DESERIALIZER: "avro"``: the Confluent wire format, decoded with the writer's schema."""
+
+    def __call__(self, data: bytes, context: DeserializationContext) -> Any:
+        """Decode one key or value; a record becomes a dict."""
+        return decode(writer_schema_deserializer(schema_registry_client()), data, context)
+
+
+#: What the built-in name ``"avro"`` loads.
+deserialize_avro = AvroWireFormatDeserializer()
