@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from confluent_kafka import Message as KafkaMessage
 from django.db import close_old_connections
 
 from kafka_consumer_app.conf import TopicConfig
+from kafka_consumer_app.db import OldConnectionCloser
 from kafka_consumer_app.dispatch import Dispatcher, DispatchResult
 from kafka_consumer_app.exceptions import (
     AuthenticationError,
@@ -43,15 +44,33 @@ from kafka_consumer_app.failures import (
     RetryPolicy,
     RetryScheduler,
 )
-from kafka_consumer_app.hooks import DEAD_LETTERED, FAILED, HANDLED, RETRIED, SKIPPED, ConsumerHooks, emit
+from kafka_consumer_app.hooks import (
+    DEAD_LETTERED,
+    FAILED,
+    HANDLED,
+    HOOK_POINTS,
+    RETRIED,
+    SKIPPED,
+    ConsumerHooks,
+    around_dispatch,
+    overriding,
+)
 from kafka_consumer_app.message import Message, decode_event_type, to_datetime
 from kafka_consumer_app.offsets import OffsetReset, reset_positions
+from kafka_consumer_app.redaction import redact_text, redacted, secret_values
 from kafka_consumer_app.serialization import deserialize, get_deserializer
 from kafka_consumer_app.shutdown import StopRequest
+from kafka_consumer_app.stats import total_lag
 from kafka_consumer_app.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 librdkafka_logger = logging.getLogger("kafka_consumer_app.librdkafka")
+
+#: While all brokers are down librdkafka reports an error per reconnect attempt; one line per this many seconds.
+UNREACHABLE_LOG_INTERVAL = 30.0
+#: How many already-fetched messages one consume() call takes: enough to spread the call's cost,
+#: few enough that a stop request or a rebalance waits for nothing.
+BATCH_SIZE = 100
 
 #: Errors that mean the client lost the cluster for a while; librdkafka reconnects on its own.
 TRANSIENT_ERRORS = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE})
@@ -66,6 +85,13 @@ class RunOptions:
     allow_no_handlers: bool = False
     #: A one-time rewind of the group, applied at the first assignment (--from-beginning, --offset-time).
     reset: OffsetReset | None = None
+
+    def __post_init__(self) -> None:
+        # call_command() passes options without argparse's checks, so the limits are checked here too.
+        if self.max_messages is not None and not self.max_messages > 0:
+            raise ConfigurationError(f"--max-messages must be a positive integer, not {self.max_messages!r}")
+        if self.idle_timeout is not None and not self.idle_timeout > 0:
+            raise ConfigurationError(f"--idle-timeout must be a positive number of seconds, not {self.idle_timeout!r}")
 
 
 @dataclass
@@ -100,7 +126,10 @@ class EventConsumer:
         self.options = options or RunOptions()
         self.stop = stop or StopRequest()
         self.hooks = list(hooks)
-        self.dispatcher = Dispatcher(config.topic, sender=EventConsumer)
+        # Per hook point, only the hooks that implement it: points nobody implements cost nothing.
+        self._hooked = {name: overriding(self.hooks, name) for name in HOOK_POINTS}
+        self._close_old_connections: Callable[[], None] = close_old_connections  # bound per thread in run()
+        self.dispatcher = Dispatcher(config.topic, sender=EventConsumer, openedx_events=config.openedx_events)
         self.summary = RunSummary()
         self._value_deserializer = get_deserializer(config.deserializer)
         self._key_deserializer = get_deserializer(config.key_deserializer)
@@ -112,23 +141,29 @@ class EventConsumer:
         self._dead_letters: DeadLetterProducer | None = None
         self._client: Consumer | None = None
         self._fatal: KafkaConsumerAppError | None = None
+        self._unreachable_logged_at = -UNREACHABLE_LOG_INTERVAL
+        self._unreachable_count = 0
+        self._tls_error: str | None = None  # the latest TLS handshake failure, fatal while starting
         self._last_message_at = time.monotonic()
         self._assigned = False  # the --idle-timeout clock runs only once the group assigned partitions
         self._reset_pending = self.options.reset is not None
         self._progress_at = time.monotonic()
         self._progress_count = 0
+        self._latest_stats: dict[str, Any] | None = None  # librdkafka's latest statistics, when enabled
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
         """Consume until a clean stop; raise KafkaConsumerAppError on anything fatal."""
         self._require_receivers()
-        client = self._client = Consumer(self.client_config())
+        client = self._client = self._new_client()
         if self.config.failure.policy == "dead-letter":
             self._dead_letters = DeadLetterProducer(self.config)
         self.watchdog.start()
-        emit(self.hooks, "before_start", self)
+        self._close_old_connections = OldConnectionCloser()
         try:
+            # Inside the try: a hook that cannot start (a health port in use) still gets the cleanup below.
+            self._emit("before_start")
             self._wait_for_topic(client)
             self._check_dead_letter_topic(client)
             client.subscribe(
@@ -140,7 +175,7 @@ class EventConsumer:
                 self._poll_once(client)
             self._commit(client, "shutdown")
         finally:
-            emit(self.hooks, "after_stop", self)
+            self._emit("after_stop")
             self.watchdog.stop()
             self._close(client)
         logger.info(
@@ -156,7 +191,9 @@ class EventConsumer:
 
     def client_config(self) -> dict[str, Any]:
         """The librdkafka configuration: the user's pass-through options plus the managed ones."""
-        config: dict[str, Any] = {"auto.offset.reset": "earliest"}
+        # Defaults the user may override: a new group starts at the beginning, and a crash redelivers
+        # at most about one second of handled messages (librdkafka's default interval is 5 s).
+        config: dict[str, Any] = {"auto.offset.reset": "earliest", "auto.commit.interval.ms": 1000}
         config.update(self.config.consumer_config)
         if config.get("group.protocol") != "consumer":
             # The KIP-848 protocol assigns partitions on the broker and refuses this option.
@@ -176,6 +213,17 @@ class EventConsumer:
             config["stats_cb"] = self._on_stats
         return config
 
+    def _new_client(self) -> Consumer:
+        """Create the librdkafka consumer; options librdkafka refuses are a configuration error, on one line."""
+        try:
+            return Consumer(self.client_config())
+        except KafkaException as error:
+            reason = error.args[0].str() if error.args else str(error)
+            raise ConfigurationError(
+                f"librdkafka refused the configuration ({_without_secrets(reason)}); fix that option in "
+                "KAFKA_CONSUMER['CONSUMER_CONFIG']"
+            ) from error
+
     def _require_receivers(self) -> None:
         if self.options.allow_no_handlers or self.dispatcher.has_receivers():
             return
@@ -189,7 +237,7 @@ class EventConsumer:
         """Fetch the topic's metadata within CONNECT_TIMEOUT; fail clearly if it cannot be had."""
         deadline = time.monotonic() + self.config.connect_timeout
         last_error = "no answer"
-        while True:
+        while not self.stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BrokerUnavailableError(
@@ -203,6 +251,12 @@ class EventConsumer:
                 last_error = error.args[0].str() if error.args else str(error)
                 client.poll(0.1)  # serve error_cb, which reports authentication failures
                 self._raise_if_fatal()
+                if self._tls_error is not None:
+                    # A certificate that cannot be verified will not verify on the next try either.
+                    raise AuthenticationError(
+                        f"the TLS handshake with Kafka failed ({self._tls_error}); check security.protocol and "
+                        "the ssl.* options (ssl.ca.location) in KAFKA_CONSUMER['CONSUMER_CONFIG']"
+                    ) from error
                 continue
             self._check_topic_metadata(metadata)
             return
@@ -224,7 +278,7 @@ class EventConsumer:
     def _check_dead_letter_topic(self, client: Consumer) -> None:
         """Warn at startup when the dead-letter topic is missing: parking would then stop the consumer."""
         topic = self.config.failure.dead_letter_topic
-        if self._dead_letters is None or topic is None:
+        if self._dead_letters is None or topic is None or self.stop.is_set():
             return
         try:
             metadata = client.list_topics(topic, timeout=5)
@@ -246,6 +300,9 @@ class EventConsumer:
             self.config.bootstrap_servers,
             "topic and event signals" if self.dispatcher.has_receivers() else "none, --allow-no-handlers",
         )
+        if logger.isEnabledFor(logging.DEBUG):
+            options = {key: value for key, value in redacted(self.client_config()).items() if _printable(value)}
+            logger.debug("librdkafka configuration (secrets masked): %s", dict(sorted(options.items())))
 
     def _close(self, client: Consumer) -> None:
         self._client = None
@@ -274,19 +331,28 @@ class EventConsumer:
         return True
 
     def _poll_once(self, client: Consumer) -> None:
+        """Take what is already fetched, up to BATCH_SIZE messages, or wait up to POLL_TIMEOUT for one."""
         self.retries.resume_due(client)
-        raw = client.poll(self.retries.poll_timeout(self.config.poll_timeout))
-        emit(self.hooks, "after_poll", self)
+        batch = client.consume(BATCH_SIZE, 0)
+        if not batch:
+            raw = client.poll(self.retries.poll_timeout(self.config.poll_timeout))
+            batch = [] if raw is None else [raw]
+        self._emit("after_poll")
         self._raise_if_fatal()
-        if raw is None:
-            self._report_progress()
-            return
-        error = raw.error()
-        if error is not None:
-            self._on_message_error(error)
-            return
-        self._last_message_at = time.monotonic()
-        self._handle(client, raw)
+        if batch:
+            self._last_message_at = time.monotonic()
+        for index, raw in enumerate(batch):
+            if index:
+                self._emit("after_poll")
+                # A stop or a limit takes effect between messages; the rest of the batch is not
+                # stored, so whoever consumes those partitions next fetches it again.
+                if self._should_stop():
+                    break
+            error = raw.error()
+            if error is not None:
+                self._on_message_error(error)
+                continue
+            self._handle(client, raw)
         self._report_progress()
 
     def _handle(self, client: Consumer, raw: KafkaMessage) -> None:
@@ -296,27 +362,41 @@ class EventConsumer:
             # Fetched before the partition was rewound; it comes again after the message being retried.
             client.seek(TopicPartition(raw.topic(), raw.partition(), pending.offset))
             return
-        close_old_connections()
+        self._close_old_connections()
         try:
             message = self._to_message(raw)
-            emit(self.hooks, "before_message", self, message)
-            with self.watchdog.watching(_coordinates(raw)):
-                result = self._dispatch(message, pending)
-            for call in result.calls:
-                emit(self.hooks, "after_receiver", self, call.receiver_name, call.seconds, call.error)
+            if self._hooked["before_message"]:
+                self._emit("before_message", message)
+            result = self._watched_dispatch(raw, message, pending)
+            if self._hooked["after_receiver"]:
+                for call in result.calls:
+                    self._emit("after_receiver", call.receiver_name, call.seconds, call.error)
         except DeserializationError as error:
             self._give_up(client, raw, FailureReport(REASON_MALFORMED, [error]), counts_for_breaker=False)
             return
         finally:
-            close_old_connections()
+            self._close_old_connections()
         if not result.ok:
             self._on_failed(client, raw, result, pending)
             return
-        self.retries.finish(raw.partition())
+        if pending is not None:
+            self.retries.finish(raw.partition())
         self.breaker.record_success()
         if self._store_offset(client, raw):
             self.summary.handled += 1
-            emit(self.hooks, "after_message", self, raw, HANDLED)
+            if self._hooked["after_message"]:
+                self._emit("after_message", raw, HANDLED)
+
+    def _watched_dispatch(self, raw: KafkaMessage, message: Message, pending: PendingRetry | None) -> DispatchResult:
+        """Dispatch under the stall watchdog and inside every hook's ``dispatching`` context."""
+        self.watchdog.begin(raw)
+        try:
+            if not self._hooked["dispatching"]:
+                return self._dispatch(message, pending)
+            with around_dispatch(self._hooked["dispatching"], self, message):
+                return self._dispatch(message, pending)
+        finally:
+            self.watchdog.end()
 
     def _dispatch(self, message: Message, pending: PendingRetry | None) -> DispatchResult:
         if pending is None:
@@ -325,12 +405,13 @@ class EventConsumer:
 
     def _to_message(self, raw: KafkaMessage) -> Message:
         headers = tuple(raw.headers() or ())
+        topic = raw.topic()
         return Message(
-            topic=raw.topic(),
+            topic=topic,
             partition=raw.partition(),
             offset=raw.offset(),
-            key=deserialize(self._key_deserializer, raw.key(), "key"),
-            value=deserialize(self._value_deserializer, raw.value(), "value"),
+            key=deserialize(self._key_deserializer, raw.key(), "key", topic, headers),
+            value=deserialize(self._value_deserializer, raw.value(), "value", topic, headers),
             headers=headers,
             timestamp=to_datetime(raw.timestamp()),
             event_type=decode_event_type(headers),
@@ -361,7 +442,7 @@ class EventConsumer:
             delay = self.retry_policy.backoff(attempts)
             self.retries.schedule(client, raw, attempts, result.failures, delay)
             self.summary.retried += 1
-            emit(self.hooks, "after_message", self, raw, RETRIED)
+            self._emit("after_message", raw, RETRIED)
             for failure in result.failures:
                 logger.warning(
                     "Receiver %s failed on %s (group %s, attempt %d of %d): %s: %s; will be retried in %.1fs, "
@@ -395,23 +476,23 @@ class EventConsumer:
         """Apply the failure policy to a message that will not be tried again."""
         where = _coordinates(raw)
         if counts_for_breaker and self.breaker.record_failure():
-            emit(self.hooks, "after_message", self, raw, FAILED)
+            self._emit("after_message", raw, FAILED)
             raise CircuitOpenError(
                 f"{self.breaker.consecutive} consecutive messages failed (CIRCUIT_BREAKER); {where} was not committed; "
                 "the consumer stops so that it restarts once the cause (a database, a service) recovers"
             )
         policy = self.config.failure.policy
         if policy == "stop":
-            emit(self.hooks, "after_message", self, raw, FAILED)
+            self._emit("after_message", raw, FAILED)
             raise MessageFailedError(self._stop_line(where, report))
         if policy == "dead-letter" and self._dead_letters is not None:
             try:
                 self._dead_letters.park(raw, report)
             except MessageFailedError:
-                emit(self.hooks, "after_message", self, raw, FAILED)
+                self._emit("after_message", raw, FAILED)
                 raise
             self.summary.dead_lettered += 1
-            emit(self.hooks, "after_message", self, raw, DEAD_LETTERED)
+            self._emit("after_message", raw, DEAD_LETTERED)
             logger.warning(
                 "Parked %s (group %s) in dead-letter topic %s after %d attempt(s) (%s); moving on.",
                 where,
@@ -422,7 +503,7 @@ class EventConsumer:
             )
         else:
             self.summary.skipped += 1
-            emit(self.hooks, "after_message", self, raw, SKIPPED)
+            self._emit("after_message", raw, SKIPPED)
             logger.error(
                 "Skipped %s (group %s) after %d attempt(s) (%s), as FAILURE_POLICY 'skip' says; it is not retried.",
                 where,
@@ -455,14 +536,21 @@ class EventConsumer:
         elapsed = now - self._progress_at
         if elapsed < self.config.progress_interval:
             return
+        lag = total_lag(self._latest_stats, self.config.kafka_topic)
         logger.info(
-            "Processed %d messages of %s (group %s) in the last %.0fs (%.1f/s), %d since start.",
+            "Processed %d messages of %s (group %s) in the last %.0fs (%.1f/s), %d since start "
+            "(%d handled, %d dead-lettered, %d skipped, %d retries); total lag %s.",
             self._progress_count,
             self.config.kafka_topic,
             self.config.group_id,
             elapsed,
             self._progress_count / elapsed,
             self.summary.processed,
+            self.summary.handled,
+            self.summary.dead_lettered,
+            self.summary.skipped,
+            self.summary.retried,
+            "unknown" if lag is None else lag,
         )
         self._progress_at = now
         self._progress_count = 0
@@ -476,7 +564,7 @@ class EventConsumer:
         except KafkaException as error:
             if error.args and error.args[0].code() == KafkaError._NO_OFFSET:
                 return
-            emit(self.hooks, "after_commit_failed", self, error)
+            self._emit("after_commit_failed", error)
             logger.warning(
                 "Committing offsets of %s on %s failed (%s); uncommitted messages will be redelivered.",
                 self.config.kafka_topic,
@@ -497,7 +585,7 @@ class EventConsumer:
             self.config.kafka_topic,
             self.config.group_id,
         )
-        emit(self.hooks, "after_assign", self, [p.partition for p in partitions])
+        self._emit("after_assign", [p.partition for p in partitions])
 
     def _apply_reset(self, client: Consumer, partitions: list[TopicPartition]) -> None:
         """Rewind the first assigned partitions, commit the new positions, and assign from them."""
@@ -550,7 +638,7 @@ class EventConsumer:
         return positions
 
     def _on_revoke(self, client: Consumer, partitions: list[TopicPartition]) -> None:
-        self.retries.forget(partitions)
+        self.retries.forget(partitions, client)
         self._commit(client, "revoke")
         logger.info(
             "Revoked partitions %s of %s (group %s) after committing handled offsets.",
@@ -558,10 +646,10 @@ class EventConsumer:
             self.config.kafka_topic,
             self.config.group_id,
         )
-        emit(self.hooks, "after_revoke", self, [p.partition for p in partitions], False)
+        self._emit("after_revoke", [p.partition for p in partitions], False)
 
     def _on_lost(self, client: Consumer, partitions: list[TopicPartition]) -> None:
-        self.retries.forget(partitions)
+        self.retries.forget(partitions, client)
         logger.warning(
             "Lost partitions %s of %s (group %s) without a clean revoke; "
             "their uncommitted messages will be redelivered to the new owner.",
@@ -569,7 +657,7 @@ class EventConsumer:
             self.config.kafka_topic,
             self.config.group_id,
         )
-        emit(self.hooks, "after_revoke", self, [p.partition for p in partitions], True)
+        self._emit("after_revoke", [p.partition for p in partitions], True)
 
     def _on_stats(self, stats_json: str) -> None:
         """librdkafka's statistics callback, served from poll()."""
@@ -577,25 +665,41 @@ class EventConsumer:
             stats = json.loads(stats_json)
         except ValueError:
             return
-        emit(self.hooks, "after_stats", self, stats)
+        self._latest_stats = stats
+        self._emit("after_stats", stats)
 
     # -- errors ------------------------------------------------------------------------------
 
     def _on_error(self, error: KafkaError) -> None:
         """librdkafka's error callback, served from poll(): record fatal errors, log the rest."""
+        if error.code() == KafkaError._SSL:
+            self._tls_error = _without_secrets(error.str())
         if error.code() == KafkaError._AUTHENTICATION:
             self._fatal = AuthenticationError(
-                f"Kafka rejected the credentials ({error.str()}); check the sasl.* and ssl.* options "
-                "in KAFKA_CONSUMER['CONSUMER_CONFIG']"
+                f"Kafka rejected the credentials ({_without_secrets(error.str())}); check the sasl.* and ssl.* "
+                "options in KAFKA_CONSUMER['CONSUMER_CONFIG']"
             )
         elif error.fatal():
             self._fatal = FatalKafkaError(
                 f"fatal Kafka error: {error.str()}; the client cannot recover, so the process exits for a restart"
             )
         elif error.code() in TRANSIENT_ERRORS:
-            logger.warning("Kafka is unreachable for now (%s); librdkafka keeps reconnecting.", error.str())
+            self._log_unreachable(error)
         else:
             logger.warning("Kafka client error (%s); the client retries on its own.", error.str())
+
+    def _log_unreachable(self, error: KafkaError) -> None:
+        """Say that Kafka is unreachable at most every UNREACHABLE_LOG_INTERVAL seconds, with a count."""
+        now = time.monotonic()
+        self._unreachable_count += 1
+        if now - self._unreachable_logged_at < UNREACHABLE_LOG_INTERVAL:
+            return
+        logger.warning(
+            "Kafka is unreachable for now (%s; %d error(s) since the last such line); librdkafka keeps reconnecting.",
+            error.str(),
+            self._unreachable_count,
+        )
+        self._unreachable_logged_at, self._unreachable_count = now, 0
 
     def _on_message_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
@@ -607,9 +711,24 @@ class EventConsumer:
             raise FatalKafkaError(f"fatal Kafka error: {error.str()}; the process exits for a restart")
         logger.warning("Kafka reported %s while consuming %s; polling goes on.", error.str(), self.config.kafka_topic)
 
+    def _emit(self, name: str, *args: Any) -> None:
+        """Call hook point ``name`` of the hooks that implement it."""
+        for hook in self._hooked[name]:
+            getattr(hook, name)(self, *args)
+
     def _raise_if_fatal(self) -> None:
         if self._fatal is not None:
             raise self._fatal
+
+
+def _without_secrets(text: str) -> str:
+    """``text`` (a librdkafka error string) with any secret of the settings masked, for one-line errors."""
+    return redact_text(text, secret_values())
+
+
+def _printable(value: Any) -> bool:
+    """Whether a librdkafka option's value is plain data (not a callback or a logger) worth logging."""
+    return isinstance(value, (str, int, float, bool))
 
 
 def _partition_list(partitions: list[TopicPartition]) -> str:

@@ -6,14 +6,20 @@ Receivers are called with ``Signal.send_robust``'s contract (one failing receive
 stop the others) but one by one, so that each call is timed for metrics and every failure
 is reported back to the consumer, which decides what happens to the message (it is never
 committed as if handled).
+
+A value that is a :class:`SignalEvent` (an Open edX event, see :mod:`kafka_consumer_app.openedx`)
+brings a signal of its own, sent last, its own way; each of its receivers that failed is
+reported like any other, and a retry calls only those again.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from time import perf_counter
+from typing import Any, NamedTuple
 
 from asgiref.sync import async_to_sync
 from django.dispatch import Signal
@@ -36,13 +42,17 @@ class ReceiverFailure:
         return receiver_name(self.receiver)
 
 
-@dataclass(frozen=True)
-class ReceiverCall:
-    """One receiver called for one message: its name, run time and error (None when it returned)."""
+class ReceiverCall(NamedTuple):
+    """One receiver called for one message: the receiver, its run time and error (None when it returned)."""
 
-    receiver_name: str
+    receiver: Callable[..., Any]
     seconds: float
     error: Exception | None
+
+    @property
+    def receiver_name(self) -> str:
+        """The receiver's dotted name."""
+        return receiver_name(self.receiver)
 
 
 @dataclass
@@ -63,6 +73,26 @@ class DispatchResult:
         return not self.failures
 
 
+class SignalEvent:
+    """
+    A decoded message value that brings a signal of its own, which the dispatcher sends after ours.
+
+    ``send()`` sends it to all its receivers and returns ``(receiver, response)`` pairs as
+    ``Signal.send_robust`` does (an exception as the response of a receiver that raised);
+    ``call(receiver)`` calls one receiver again with the same arguments, for a retry.
+    """
+
+    signal: Signal
+
+    def send(self) -> list[tuple[Callable[..., Any], Any]]:
+        """Send the signal; return each receiver with its response or exception."""
+        raise NotImplementedError
+
+    def call(self, receiver: Callable[..., Any]) -> Any:
+        """Call one receiver of the signal again, as ``send()`` did; raise what it raises."""
+        raise NotImplementedError
+
+
 def live_receivers(signal: Signal, sender: object) -> list[Callable[..., Any]]:
     """
     The receivers ``signal.send(sender)`` would call, in order.
@@ -71,6 +101,8 @@ def live_receivers(signal: Signal, sender: object) -> list[Callable[..., Any]]:
     matched, results cached). Django 5 returns sync and async receivers apart; async ones
     are run to completion here, one after the other.
     """
+    if not signal.receivers:
+        return []
     receivers = signal._live_receivers(sender)
     if isinstance(receivers, tuple):
         sync_receivers, async_receivers = receivers
@@ -81,14 +113,22 @@ def live_receivers(signal: Signal, sender: object) -> list[Callable[..., Any]]:
 class Dispatcher:
     """Sends one topic's messages to the receivers of ``topic_signal`` and ``event_signal``."""
 
-    def __init__(self, topic: str, sender: object) -> None:
+    def __init__(self, topic: str, sender: object, openedx_events: bool = False) -> None:
         self.topic = topic
         self.sender = sender
         self.topic_signal = topic_signal(topic)
+        #: The topic carries Open edX events: receivers of OpenEdxPublicSignals count as receivers.
+        self.openedx_events = openedx_events
 
     def has_receivers(self) -> bool:
         """True when a message of this topic would reach at least one receiver."""
-        return self.topic_signal.has_listeners(self.sender) or any_event_receivers(self.sender)
+        if self.topic_signal.has_listeners(self.sender) or any_event_receivers(self.sender):
+            return True
+        if self.openedx_events:
+            from kafka_consumer_app.openedx import any_openedx_receivers  # needs the openedx extra
+
+            return any_openedx_receivers()
+        return False
 
     def signals_for(self, message: Message) -> list[Signal]:
         """The signals a message is sent on, in order."""
@@ -100,11 +140,31 @@ class Dispatcher:
     def dispatch(self, message: Message) -> DispatchResult:
         """Call every receiver of the message's signals, as ``send_robust`` would, and report each call."""
         result = DispatchResult()
-        for signal in self.signals_for(message):
-            if signal.receivers:
-                for receiver in live_receivers(signal, self.sender):
-                    self._call(result, signal, receiver, message)
+        for receiver in live_receivers(self.topic_signal, self.sender):
+            self._call(result, self.topic_signal, receiver, message)
+        if message.event_type:
+            signal = event_signal(message.event_type)
+            for receiver in live_receivers(signal, self.sender):
+                self._call(result, signal, receiver, message)
+        if isinstance(message.value, SignalEvent):
+            self._send_signal_event(result, message.value)
         return result
+
+    def _send_signal_event(self, result: DispatchResult, event: SignalEvent) -> None:
+        """
+        Send the value's own signal its way and report each receiver that failed.
+
+        The signal is sent in one call, so each receiver's time is the send's time shared out evenly.
+        A failed receiver is reported wrapped, so that a retry calls it through ``event.call``.
+        """
+        started = time.perf_counter()
+        responses = event.send()
+        share = (time.perf_counter() - started) / max(len(responses), 1)
+        for receiver, response in responses:
+            error = response if isinstance(response, Exception) else None
+            if error is not None:
+                result.failures.append(ReceiverFailure(event.signal, _call_again(receiver), error))
+            result.calls.append(ReceiverCall(receiver, share, error))
 
     def redispatch(self, message: Message, failures: Sequence[ReceiverFailure]) -> DispatchResult:
         """Call again only the receivers in ``failures``, as a retry does."""
@@ -114,18 +174,43 @@ class Dispatcher:
         return result
 
     def _call(self, result: DispatchResult, signal: Signal, receiver: Callable[..., Any], message: Message) -> None:
-        started = time.perf_counter()
+        started = perf_counter()
         error = None
         try:
             receiver(signal=signal, sender=self.sender, message=message)
         except Exception as raised:  # the send_robust contract: one receiver's error never stops the others
             error = raised
             result.failures.append(ReceiverFailure(signal, receiver, raised))
-        result.calls.append(ReceiverCall(receiver_name(receiver), time.perf_counter() - started, error))
+        result.calls.append(ReceiverCall(receiver, perf_counter() - started, error))
+
+
+def _call_again(receiver: Callable[..., Any]) -> Callable[..., Any]:
+    """
+    A receiver of a :class:`SignalEvent` as ``Dispatcher._call`` calls receivers: a retry goes
+    through the (freshly decoded) message value's ``call``. It keeps the receiver's name.
+    """
+
+    def call_again(signal: Signal, sender: object, message: Message, **kwargs: Any) -> Any:
+        if not isinstance(message.value, SignalEvent):
+            raise TypeError(f"{message} no longer decodes to the event whose receiver failed")
+        return message.value.call(receiver)
+
+    return functools.update_wrapper(call_again, receiver)
 
 
 def receiver_name(receiver: Callable[..., Any]) -> str:
     """A receiver's dotted name, as logs, metrics and dead-letter headers show it."""
+    try:
+        return _cached_receiver_name(receiver)
+    except TypeError:  # an unhashable callable object
+        return _receiver_name(receiver)
+
+
+def _receiver_name(receiver: Callable[..., Any]) -> str:
     module = getattr(receiver, "__module__", None) or "?"
     name = getattr(receiver, "__qualname__", None) or type(receiver).__qualname__
     return f"{module}.{name}"
+
+
+# Metrics name every receiver call; the name of a function never changes.
+_cached_receiver_name = functools.lru_cache(maxsize=1024)(_receiver_name)

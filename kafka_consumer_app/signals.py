@@ -27,7 +27,9 @@ A receiver that raises marks the message as failed: its offset is not committed.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import weakref
 
 from django.dispatch import Signal
 
@@ -36,13 +38,36 @@ _topic_signals: dict[str, Signal] = {}
 _event_signals: dict[str, Signal] = {}
 
 
+class _SenderCache(weakref.WeakKeyDictionary):  # type: ignore[type-arg]
+    """
+    Django's per-sender cache of live receivers, for senders a weak reference can hold.
+
+    With ``use_caching`` Django keeps each sender's receivers in a WeakKeyDictionary and
+    clears it on every connect and disconnect, so the consumer's per-message lookup is a
+    dictionary hit instead of a walk over every receiver. A plain WeakKeyDictionary would
+    make ``send(sender=None)`` (common in tests) raise TypeError; such senders are simply
+    not cached.
+    """
+
+    def get(self, key: object, default: object = None) -> object:
+        try:
+            return super().get(key, default)
+        except TypeError:
+            return default
+
+    def __setitem__(self, key: object, value: object) -> None:
+        with contextlib.suppress(TypeError):
+            super().__setitem__(key, value)
+
+
 def _get(registry: dict[str, Signal], name: str, kind: str) -> Signal:
     if not isinstance(name, str) or not name:
         raise TypeError(f"{kind} signal name must be a non-empty string, not {name!r}")
     with _lock:
         signal = registry.get(name)
         if signal is None:
-            signal = registry[name] = Signal()
+            signal = registry[name] = Signal(use_caching=True)
+            signal.sender_receivers_cache = _SenderCache()
         return signal
 
 

@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from kafka_consumer_app.exceptions import EXIT_STALLED
 
@@ -38,7 +39,7 @@ class Watchdog:
         self.hard_timeout = hard_timeout
         self.on_stall = on_stall
         self.interval = interval
-        self._current: tuple[str, float, int] | None = None
+        self._current: tuple[Any, float, int] | None = None
         self._warned: str | None = None
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -54,20 +55,29 @@ class Watchdog:
         if self._thread is not None:
             self._thread.join(self.interval * 4)
 
-    @contextmanager
-    def watching(self, what: str) -> Iterator[None]:
-        """Watch the block that runs the receivers of the message described by ``what``."""
+    def begin(self, what: Any) -> None:
+        """Start watching the receivers of ``what``: a confluent-kafka message, or a description."""
         self._current = (what, time.monotonic(), threading.get_ident())
+
+    def end(self) -> None:
+        """The receivers returned."""
+        self._current = None
+
+    @contextmanager
+    def watching(self, what: Any) -> Iterator[None]:
+        """Watch the block that runs the receivers of ``what`` (``begin``/``end`` as a context manager)."""
+        self.begin(what)
         try:
             yield
         finally:
-            self._current = None
+            self.end()
 
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):
             current = self._current
             if current is not None:
-                self._check(*current)
+                what, started, thread_id = current
+                self._check(_describe(what), started, thread_id)
 
     def _check(self, what: str, started: float, thread_id: int) -> None:
         elapsed = time.monotonic() - started
@@ -94,6 +104,13 @@ class Watchdog:
                 self.hard_timeout,
                 _stack(thread_id),
             )
+
+
+def _describe(what: Any) -> str:
+    """``topic[partition]@offset`` of a message, formatted only when the watchdog has to speak."""
+    if isinstance(what, str):
+        return what
+    return f"{what.topic()}[{what.partition()}]@{what.offset()}"
 
 
 def _stack(thread_id: int) -> str:

@@ -9,6 +9,8 @@ listed in :mod:`kafka_consumer_app.exceptions` and in the README.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import sys
 from typing import Any
@@ -36,6 +38,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port from 1 to 65535 (0, "any free port", is refused: probes need a known port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not conf.valid_port(value):
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, not {text!r}")
+    return value
+
+
 def positive_seconds(text: str) -> float:
     """argparse type: a number of seconds greater than zero."""
     try:
@@ -59,8 +72,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Declare the command-line options."""
-        parser.add_argument("--topic", required=True, help="Topic to consume, without TOPIC_PREFIX.")
-        parser.add_argument("--group-id", help="Consumer group; overrides the settings.")
+        # -t, -g/--group_id and --extra are the options of openedx-events' own consume_events, accepted as aliases.
+        parser.add_argument("-t", "--topic", required=True, help="Topic to consume, without TOPIC_PREFIX.")
+        parser.add_argument(
+            "-g", "--group-id", "--group_id", dest="group_id", help="Consumer group; overrides the settings."
+        )
+        parser.add_argument(
+            "--extra",
+            type=open_edx_extra,
+            metavar="JSON",
+            help="openedx-events' option: a JSON object; its offset_time is --offset-time.",
+        )
         parser.add_argument("--max-messages", type=positive_int, help="Stop cleanly after handling this many messages.")
         parser.add_argument(
             "--idle-timeout",
@@ -89,12 +111,23 @@ class Command(BaseCommand):
             action="store_true",
             help="Start even when no receiver is connected (messages are then committed unhandled).",
         )
+        parser.add_argument(
+            "--health-port",
+            type=port_number,
+            metavar="PORT",
+            help="Serve /healthz, /readyz and /metrics on this port; overrides KAFKA_CONSUMER['HEALTH_PORT'].",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Build the consumer and run it until a clean stop; turn fatal errors into one line."""
         configure_logging(options["verbosity"])
+        apply_open_edx_options(options)
         try:
             config = conf.get_topic_config(options["topic"], options.get("group_id"))
+            if options.get("health_port"):
+                config = dataclasses.replace(
+                    config, health=dataclasses.replace(config.health, port=options["health_port"])
+                )
             run_options = RunOptions(
                 max_messages=options.get("max_messages"),
                 idle_timeout=options.get("idle_timeout"),
@@ -133,3 +166,53 @@ def configure_logging(verbosity: int) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         app_logger.addHandler(handler)
+
+
+#: The keys of openedx-events' ``--extra`` JSON that this command understands (edx-event-bus-kafka's).
+OPEN_EDX_EXTRA_KEYS = ("offset_time",)
+
+
+def open_edx_extra(text: str) -> dict[str, Any]:
+    """argparse type: the ``--extra`` JSON object of openedx-events' consume_events, with known keys only."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, not {text!r}")
+    unknown = sorted(set(value) - set(OPEN_EDX_EXTRA_KEYS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"has key(s) {', '.join(unknown)} that this consumer does not understand; "
+            f"it takes {', '.join(OPEN_EDX_EXTRA_KEYS)} (as --offset-time)"
+        )
+    return value
+
+
+def apply_open_edx_options(options: dict[str, Any]) -> None:
+    """
+    Map openedx-events' calling conventions onto this command's options, in place.
+
+    ``--extra '{"offset_time": ...}'`` becomes ``--offset-time``; ``topic`` and ``group_id``
+    given as one-element lists (``nargs=1``, as openedx-events declares them, e.g. through
+    ``call_command``) become strings.
+    """
+    for key in ("topic", "group_id"):
+        if isinstance(options.get(key), (list, tuple)) and len(options[key]) == 1:
+            options[key] = options[key][0]
+    extra = options.get("extra") or {}
+    if isinstance(extra, str):  # call_command(extra="...") skips argparse's type conversion
+        try:
+            extra = open_edx_extra(extra)
+        except argparse.ArgumentTypeError as error:
+            raise CommandError(f"--extra {error}", returncode=2) from error
+    offset_time = extra.get("offset_time")
+    if offset_time is None:
+        return
+    if options.get("offset_time") or options.get("from_beginning"):
+        raise CommandError(
+            "--extra offset_time is --offset-time: give only one of --extra offset_time, --offset-time and "
+            "--from-beginning",
+            returncode=2,
+        )
+    options["offset_time"] = str(offset_time)
