@@ -1,0 +1,87 @@
+"""
+Receivers of the benchmarks, connected according to environment variables set by the orchestrator.
+
+``BENCH_TOPIC`` names the topic (the ``--topic`` given to ``consume_events``) and
+``BENCH_RECEIVER`` picks one receiver:
+
+- ``noop``: records the message and returns (the app's own overhead);
+- ``orm``: writes one row through the Django ORM, then records the message;
+- ``sleep``: sleeps ``BENCH_SLEEP_MS`` milliseconds (an I/O-bound handler), then records;
+- ``latency``: computes ``time.time_ns()`` minus the producer's ``bench-sent-ns`` header, and
+  minus the message's timestamp (the broker's append time, on a ``LogAppendTime`` topic).
+
+Every receiver ends with the same :class:`~benchmarks.recorder.Recorder` call as the reference
+loop; the recorder is configured by the ``BENCH_*`` variables it documents. Without
+``BENCH_TOPIC`` nothing is connected (as during ``migrate``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.benchapp.models import HandledEvent
+from benchmarks.payloads import SENT_NS_HEADER
+from benchmarks.recorder import Recorder
+from kafka_consumer_app.message import Message
+from kafka_consumer_app.signals import topic_signal
+
+recorder = Recorder.from_env()
+SLEEP_SECONDS = float(os.environ.get("BENCH_SLEEP_MS") or 0) / 1000
+
+
+def on_noop(sender: Any, message: Message, **kwargs: Any) -> None:
+    """Do nothing but record the message."""
+    recorder.record()
+
+
+def on_orm(sender: Any, message: Message, **kwargs: Any) -> None:
+    """Insert one row (one autocommitted INSERT), then record the message."""
+    HandledEvent.objects.create(
+        partition=message.partition,
+        offset=message.offset,
+        event_id=message.value["id"],
+        kind=message.value["kind"],
+    )
+    recorder.record()
+
+
+def on_sleep(sender: Any, message: Message, **kwargs: Any) -> None:
+    """Stand for an I/O-bound handler: sleep, then record the message."""
+    time.sleep(SLEEP_SECONDS)
+    recorder.record()
+
+
+def on_latency(sender: Any, message: Message, **kwargs: Any) -> None:
+    """Record how long ago the producer sent the message, and the broker appended it; warm-ups are not measured."""
+    now_ns = time.time_ns()
+    sent = message.header(SENT_NS_HEADER)
+    if sent is None or message.timestamp is None:
+        recorder.record_warmup()
+        return
+    appended_ns = round(message.timestamp.timestamp() * 1000) * 1_000_000
+    recorder.record_latency(now_ns - int(sent), now_ns - appended_ns)
+
+
+RECEIVERS: dict[str, Callable[..., None]] = {
+    "noop": on_noop,
+    "orm": on_orm,
+    "sleep": on_sleep,
+    "latency": on_latency,
+}
+
+
+def connect_receiver() -> None:
+    """Connect the receiver named by ``BENCH_RECEIVER`` to the topic named by ``BENCH_TOPIC``."""
+    topic = os.environ.get("BENCH_TOPIC")
+    if not topic:
+        return
+    name = os.environ.get("BENCH_RECEIVER", "noop")
+    if name not in RECEIVERS:
+        raise ValueError(f"BENCH_RECEIVER must be one of {', '.join(RECEIVERS)}, not {name!r}")
+    topic_signal(topic).connect(RECEIVERS[name], dispatch_uid="benchmarks.receiver")
+
+
+connect_receiver()

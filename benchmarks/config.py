@@ -1,0 +1,66 @@
+"""The sizes of every benchmark, their defaults, the ``--quick`` preset, and the targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Every scenario, in the order they run.
+SCENARIOS = ("throughput", "latency", "memory", "scaling", "startup")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How big each benchmark is; every field is a command-line option of the same name."""
+
+    #: Messages on the throughput topic; every throughput run consumes all of them.
+    messages: int = 200_000
+    #: Size of each message's JSON value, in bytes.
+    payload_bytes: int = 300
+    #: Partitions of every topic.
+    partitions: int = 6
+    #: Rounds of the alternating throughput runs (reference, no-op, ORM) and of the startup runs.
+    repetitions: int = 3
+    #: Measured messages of the latency benchmark, sent at ``latency_rate``.
+    latency_messages: int = 10_000
+    #: Messages per second the latency benchmark produces.
+    latency_rate: int = 1_000
+    #: Message counts at which the memory benchmark reads the RSS; the growth is last minus first.
+    memory_checkpoints: tuple[int, ...] = (100_000, 1_000_000)
+    #: Numbers of consume_events processes, in one group, of the scaling benchmark.
+    scaling_processes: tuple[int, ...] = (1, 2, 3)
+    #: Seconds each scaling step runs once every process handled a message.
+    scaling_seconds: float = 20.0
+    #: Milliseconds the scaling benchmark's receiver sleeps per message.
+    scaling_sleep_ms: float = 5.0
+    #: ``CONN_MAX_AGE`` of the ORM receiver's database: ``none`` (persistent, as a long-running worker
+    #: should have it) or seconds. With Django's default of 0 the app reconnects for every message.
+    orm_conn_max_age: str = "none"
+
+
+#: ``--quick``: a smoke run of every scenario in a few minutes.
+QUICK = BenchSettings(
+    messages=20_000,
+    repetitions=1,
+    latency_messages=2_000,
+    memory_checkpoints=(10_000, 100_000),
+    scaling_seconds=8.0,
+)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the issue asks of each figure."""
+
+    #: No-op receiver throughput over the reference's, at least.
+    noop_ratio: float = 0.8
+    #: 99th percentile produce-to-receiver latency at ``latency_rate``, at most (ms).
+    latency_p99_ms: float = 25.0
+    #: RSS growth between the first and the last memory checkpoint, at most (MB).
+    rss_growth_mb: float = 10.0
+    #: Total throughput of N processes over N times one process's, at least, for N up to the cores.
+    scaling_efficiency: float = 0.8
+    #: Process start to first message handled, at most (s).
+    startup_s: float = 3.0
+
+
+TARGETS = Targets()

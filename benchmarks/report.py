@@ -1,0 +1,384 @@
+"""
+The results: their metadata, the table (text and reStructuredText) and the JSON dump.
+
+The table printed on stdout and the one in ``docs/benchmarks.rst`` are the same grid table,
+rendered once by :func:`render_table`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.config import TARGETS, BenchSettings
+from benchmarks.scenarios.latency import LatencyResult
+from benchmarks.scenarios.memory import MemoryResult
+from benchmarks.scenarios.scaling import ScalingResult
+from benchmarks.scenarios.startup import StartupResult
+from benchmarks.scenarios.throughput import VARIANTS, ThroughputResult
+
+HEADERS = ("Benchmark", "Metric", "Result", "Target", "Status")
+#: Width of the prose in docs/benchmarks.rst.
+RST_WIDTH = 96
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Where and with what the figures were measured."""
+
+    date: str
+    cpu_count: int | None
+    python: str
+    platform: str
+    django: str
+    confluent_kafka: str
+    librdkafka: str
+    kafka: str
+    app_version: str
+    git_commit: str
+    quick: bool
+
+    @classmethod
+    def collect(cls, quick: bool) -> Metadata:
+        """Read the versions of everything involved, and the time now."""
+        from importlib.metadata import version
+
+        import confluent_kafka
+        import django
+
+        import kafka_consumer_app
+        from kafka_consumer_app.testing.broker import KAFKA_VERSION
+
+        return cls(
+            date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            cpu_count=os.cpu_count(),
+            python=platform.python_version(),
+            platform=platform.platform(terse=True),
+            django=django.get_version(),
+            confluent_kafka=version("confluent-kafka"),
+            librdkafka=confluent_kafka.libversion()[0],
+            kafka=KAFKA_VERSION,
+            app_version=kafka_consumer_app.__version__,
+            git_commit=_git_commit(),
+            quick=quick,
+        )
+
+
+@dataclass
+class Results:
+    """Everything one ``python -m benchmarks`` run measured; scenarios not run stay None."""
+
+    settings: BenchSettings
+    metadata: Metadata
+    throughput: ThroughputResult | None = None
+    latency: LatencyResult | None = None
+    memory: MemoryResult | None = None
+    scaling: ScalingResult | None = None
+    startup: StartupResult | None = None
+    #: The 1-minute load average when the run started and when it ended.
+    load_average: tuple[float, float] | None = None
+
+    def busy_warning(self) -> str | None:
+        """A warning when other work competed for the cores during the run, else None."""
+        cores = self.metadata.cpu_count or 1
+        if self.load_average is None or max(self.load_average) <= cores:
+            return None
+        start, end = self.load_average
+        return (
+            f"WARNING: the machine was busy (1-minute load average {start:.1f} at the start, {end:.1f} at the end, "
+            f"on {cores} cores): other processes competed with the broker and the consumers, so the figures are "
+            "pessimistic and noisy."
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table."""
+
+    benchmark: str
+    metric: str
+    result: str
+    target: str = ""
+    status: str = ""
+
+    def cells(self) -> tuple[str, ...]:
+        """The row's cells, in :data:`HEADERS` order."""
+        return (self.benchmark, self.metric, self.result, self.target, self.status)
+
+
+def verdict(passed: bool) -> str:
+    """The Status cell of a row with a target."""
+    return "PASS" if passed else "FAIL"
+
+
+def build_rows(results: Results) -> list[Row]:
+    """Every row of the table, scenario by scenario, for the scenarios that ran."""
+    rows: list[Row] = []
+    if results.throughput is not None:
+        rows += throughput_rows(results.throughput, results.settings)
+    if results.latency is not None:
+        rows += latency_rows(results.latency)
+    if results.memory is not None:
+        rows += memory_rows(results.memory)
+    if results.scaling is not None:
+        rows += scaling_rows(results.scaling, results.metadata.cpu_count or 1)
+    if results.startup is not None:
+        rows += startup_rows(results.startup, results.settings)
+    return rows
+
+
+def throughput_rows(result: ThroughputResult, settings: BenchSettings) -> list[Row]:
+    """msgs/s of (a), (b), (c), then b/a and c/a."""
+    runs = "1 run each" if settings.repetitions == 1 else f"{settings.repetitions} runs each"
+    title = f"Throughput ({result.messages:,} msgs, {runs})"
+    labels = dict(VARIANTS)
+    labels["orm"] += f" (CONN_MAX_AGE={settings.orm_conn_max_age.capitalize()})"
+    rows = [Row(title, f"{labels[key]}, msgs/s", result.summary(key).format()) for key, _ in VARIANTS]
+    noop = result.ratio("noop")
+    rows.append(
+        Row(
+            "",
+            "b/a",
+            noop.format("{:.3g}"),
+            f"≥ {TARGETS.noop_ratio:.2f}",
+            verdict(noop.median >= TARGETS.noop_ratio),
+        )
+    )
+    rows.append(Row("", "c/a", result.ratio("orm").format("{:.3g}")))
+    return [_first_only(row, index) for index, row in enumerate(rows)]
+
+
+def latency_rows(result: LatencyResult) -> list[Row]:
+    """p50, p95, p99 (with the target) and the maximum."""
+    title = f"Latency ({result.messages:,} msgs at {result.achieved_rate:,.0f}/s)"
+    p99 = result.percentile(0.99)
+    rows = [
+        Row(title, "produce → receiver p50", f"{result.percentile(0.50):.1f} ms"),
+        Row("", "p95", f"{result.percentile(0.95):.1f} ms"),
+        Row("", "p99", f"{p99:.1f} ms", f"≤ {TARGETS.latency_p99_ms:g} ms", verdict(p99 <= TARGETS.latency_p99_ms)),
+        Row("", "max", f"{max(result.latencies_ms):.1f} ms"),
+        Row("", "broker append → receiver p50", f"{result.from_broker_percentile(0.50):.1f} ms"),
+        Row("", "broker append → receiver p99", f"{result.from_broker_percentile(0.99):.1f} ms"),
+    ]
+    return rows
+
+
+def memory_rows(result: MemoryResult) -> list[Row]:
+    """RSS at the first and last checkpoints, and the growth between them."""
+    first, last = result.checkpoints[0], result.checkpoints[-1]
+    growth_mb = result.growth / MB
+    return [
+        Row("Memory (no-op receiver)", f"RSS after {first:,} msgs", f"{result.first / MB:.1f} MB"),
+        Row("", f"RSS after {last:,} msgs", f"{result.last / MB:.1f} MB"),
+        Row(
+            "",
+            f"growth {first:,} → {last:,}",
+            f"{growth_mb:+.1f} MB",
+            f"≤ {TARGETS.rss_growth_mb:g} MB",
+            verdict(growth_mb <= TARGETS.rss_growth_mb),
+        ),
+    ]
+
+
+def scaling_rows(result: ScalingResult, cores: int) -> list[Row]:
+    """Total msgs/s per number of processes, with the efficiency target up to the core count."""
+    title = f"Scaling ({result.sleep_ms:g} ms receiver, {result.partitions} partitions)"
+    rows = []
+    for index, step in enumerate(result.steps):
+        efficiency = result.efficiency(step)
+        text = f"{step.rate:,.0f} msgs/s"
+        target = status = ""
+        if efficiency is not None and step.processes > 1:
+            text += f" ({efficiency:.0%} of linear)"
+            target = f"≥ {TARGETS.scaling_efficiency:.0%} of linear"
+            if step.processes <= cores:
+                status = verdict(efficiency >= TARGETS.scaling_efficiency)
+            else:
+                target += f" (n/a: > {cores} cores)"
+        noun = "process" if step.processes == 1 else "processes"
+        rows.append(Row(title if index == 0 else "", f"{step.processes} {noun}, total", text, target, status))
+    return rows
+
+
+def startup_rows(result: StartupResult, settings: BenchSettings) -> list[Row]:
+    """Process start to first message, and its two phases."""
+    total = result.summary("total_s")
+    return [
+        Row(
+            "Startup (1 run)" if settings.repetitions == 1 else f"Startup ({settings.repetitions} runs)",
+            "process start → first message handled",
+            total.format("{:.2f}", " s"),
+            f"≤ {TARGETS.startup_s:g} s",
+            verdict(total.median <= TARGETS.startup_s),
+        ),
+        Row("", "of which Python + Django setup", result.summary("django_s").format("{:.2f}", " s")),
+        Row("", "of which command + Kafka connect, join, fetch", result.summary("kafka_s").format("{:.2f}", " s")),
+    ]
+
+
+def _first_only(row: Row, index: int) -> Row:
+    return row if index == 0 else dataclasses.replace(row, benchmark="")
+
+
+def render_table(rows: list[Row]) -> str:
+    """A reStructuredText grid table, which reads as well in a terminal as in the docs."""
+    widths = [max(len(cells[column]) for cells in [HEADERS, *(row.cells() for row in rows)]) for column in range(5)]
+
+    def line(fill: str) -> str:
+        return "+" + "+".join(fill * (width + 2) for width in widths) + "+"
+
+    def cells(values: tuple[str, ...]) -> str:
+        return "|" + "|".join(f" {value.ljust(width)} " for value, width in zip(values, widths, strict=True)) + "|"
+
+    lines = [line("-"), cells(HEADERS), line("=")]
+    for row in rows:
+        lines += [cells(row.cells()), line("-")]
+    return "\n".join(lines)
+
+
+def summary_line(results: Results) -> str:
+    """One line naming the machine and the versions, printed above the table."""
+    meta = results.metadata
+    mode = " (--quick)" if meta.quick else ""
+    return (
+        f"kafka_consumer_app benchmarks{mode}, {meta.date}, os.cpu_count()={meta.cpu_count}, "
+        f"Python {meta.python}, Django {meta.django}, confluent-kafka {meta.confluent_kafka} "
+        f"(librdkafka {meta.librdkafka}), Apache Kafka {meta.kafka}"
+    )
+
+
+def render_text(results: Results) -> str:
+    """What ``python -m benchmarks`` prints on stdout."""
+    notes = ["Results are the median [min-max] of the runs; Status compares the median with the target."]
+    warning = results.busy_warning()
+    if warning:
+        notes.append(warning)
+    return "\n".join([summary_line(results), "", render_table(build_rows(results)), *notes])
+
+
+def to_json(results: Results) -> str:
+    """Every raw figure, for later analysis (written next to the processes' logs)."""
+    return json.dumps(dataclasses.asdict(results), indent=1, default=str)
+
+
+def _git_commit() -> str:
+    """The checked-out commit, with ``+changes`` when the tree is dirty; ``unknown`` outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = _git(here, "rev-parse", "--short", "HEAD")
+        dirty = _git(here, "status", "--porcelain")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+changes" if dirty else "")
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def iter_settings(settings: BenchSettings) -> Iterator[tuple[str, Any]]:
+    """(option, value) of every size, as ``--option`` spells it."""
+    for item in dataclasses.fields(settings):
+        value = getattr(settings, item.name)
+        if isinstance(value, tuple):
+            value = ",".join(str(part) for part in value)
+        yield "--" + item.name.replace("_", "-"), value
+
+
+METHOD = """\
+How it is measured
+------------------
+
+- One single-node Apache Kafka broker (KRaft) runs on 127.0.0.1 of the same machine, started by
+  the benchmark (``kafka_consumer_app.testing.broker``). Every topic has the same number of
+  partitions, filled round-robin. Producing happens before the measured processes start (or,
+  for latency, in the orchestrator at a fixed rate) and is never inside a timed window.
+- Every measured consumer is its own process in a fresh consumer group, reading from the
+  start. ``consume_events`` runs as a service runs it: ``python benchmarks/manage.py
+  consume_events --topic T --group-id G [--max-messages N]`` with the settings in
+  ``benchmarks/settings.py`` (the app's defaults) and receivers in
+  ``benchmarks/benchapp/kafka_handlers.py``.
+- **Throughput** times each run from its first handled message to its last (``N - 1``
+  intervals), with the same recorder call in the receivers of (b) and (c) and in the
+  reference (a). The reference is a hand-written confluent-kafka loop with the same client
+  options, the same decoding (key as UTF-8, value as JSON) and ``store_offsets()`` per message
+  (``enable.auto.offset.store=false``). Runs alternate a, b, c, a, b, c, ...; ratios are taken
+  within each round. The ORM receiver inserts one row per message with autocommit into a SQLite
+  file in WAL mode with ``synchronous=NORMAL``; the rows are counted afterwards. Its
+  ``CONN_MAX_AGE`` is in the row's label (``--orm-conn-max-age``): the app calls
+  ``close_old_connections()`` before and after every message, so with Django's default of 0 it
+  opens and closes a database connection per message; ``None`` keeps one connection, as a
+  long-running worker should.
+- **Latency**: after warm-up, messages are produced at a fixed rate (``linger.ms=0``) with
+  ``time.time_ns()`` in a header; the receiver subtracts it from ``time.time_ns()``. The topic
+  uses ``LogAppendTime``, so the receiver also measures from the broker's append (to the
+  millisecond): that part is the consumer's; the rest is the producer client and the broker.
+- **Memory**: the receiver reads its own process's RSS (``psutil``) at exact message counts.
+  The topic holds more messages than the last count, so that librdkafka's prefetch buffer
+  (up to 64 MiB by default, part of the RSS) is full at every reading, as with a backlog.
+- **Scaling**: N processes in one group, a receiver sleeping per message; the total rate is
+  counted within the window where all N were consuming (after a settling second).
+- **Startup**: from just before the spawn (orchestrator) to the first handled message
+  (receiver), both on ``CLOCK_MONOTONIC``; the split is at the import of the receivers module
+  during ``django.setup()``.
+- The broker, the orchestrator and the consumers share the machine's cores, as do any other
+  programs running at the time: compare figures from the same run, and read the [min-max].
+  The 1-minute load average is checked at the start and the end; a warning above the table
+  says when it exceeded the number of cores.
+
+How to run
+----------
+
+``make bench`` runs every benchmark at full size and rewrites this page and its plot;
+``make bench BENCH_ARGS=--quick`` is a smoke run of a few minutes. ``python -m benchmarks
+--help`` lists the options (``--only``, every size, the output paths). Each run keeps the
+measured processes' logs and raw figures in ``benchmarks/results/`` (git-ignored).
+"""
+
+
+def render_rst(results: Results, image: str | None) -> str:
+    """The content of ``docs/benchmarks.rst``: context, the table, the plot and the method."""
+    meta = results.metadata
+    sizes = ", ".join(f"``{option} {value}``" for option, value in iter_settings(results.settings))
+    mode = "a ``--quick`` smoke run (small sizes, one run each)" if meta.quick else "a full run"
+    context = (
+        f"Measured on {meta.date} by {mode}, on a machine with ``os.cpu_count()`` = {meta.cpu_count} "
+        f"({meta.platform}): Python {meta.python}, Django {meta.django}, confluent-kafka {meta.confluent_kafka} "
+        f"(librdkafka {meta.librdkafka}), Apache Kafka {meta.kafka}, kafka_consumer_app {meta.app_version} "
+        f"(commit ``{meta.git_commit}``)."
+    )
+    parts = [
+        ".. Generated by ``python -m benchmarks`` (``make bench``); do not edit by hand.",
+        "",
+        "Benchmarks",
+        "==========",
+        "",
+        textwrap.fill(context, RST_WIDTH, break_long_words=False, break_on_hyphens=False),
+        "",
+        textwrap.fill(f"Sizes: {sizes}.", RST_WIDTH, break_long_words=False, break_on_hyphens=False),
+        "",
+        "Results",
+        "-------",
+        "",
+        "Results are the median [min-max] of the runs; Status compares the median with the target.",
+        "",
+        render_table(build_rows(results)),
+        "",
+    ]
+    warning = results.busy_warning()
+    if warning:
+        parts += [f".. warning:: {warning}", ""]
+    if image:
+        parts += [f".. image:: {image}", "   :alt: Plots of the figures in the table above.", ""]
+    parts.append(METHOD)
+    return "\n".join(parts)

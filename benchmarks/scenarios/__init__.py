@@ -1,0 +1,21 @@
+"""
+One module per measurement; each has a ``run(context)`` returning its result dataclass.
+
+:data:`RUNNERS` maps the names accepted by ``--only`` to those functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.context import Context
+from benchmarks.scenarios import latency, memory, scaling, startup, throughput
+
+RUNNERS: dict[str, Callable[[Context], Any]] = {
+    "throughput": throughput.run,
+    "latency": latency.run,
+    "memory": memory.run,
+    "scaling": scaling.run,
+    "startup": startup.run,
+}

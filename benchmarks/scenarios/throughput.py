@@ -1,0 +1,134 @@
+"""
+Throughput: one topic consumed from start to end, three ways, in alternating rounds.
+
+(a) the hand-written reference loop, (b) ``consume_events`` with a no-op receiver,
+(c) ``consume_events`` with a receiver inserting one row through the ORM (SQLite file, WAL,
+``CONN_MAX_AGE`` from ``--orm-conn-max-age``).
+Each run is a fresh process in a fresh consumer group that consumes the whole topic. Each
+times itself from its first handled message to its last (:func:`benchmarks.stats.rate`), so
+startup, group join and the first fetch are outside the window for all three alike.
+
+Runs alternate a, b, c, a, b, c, ... so that slow drift of the machine (other processes, the
+broker's page cache, JIT) spreads evenly; ratios are taken per round (b_i / a_i) and summarized.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks import processes
+from benchmarks.cluster import BenchmarkError, produce_bulk
+from benchmarks.context import Context
+from benchmarks.processes import MeasuredProcess
+from benchmarks.progress import say
+from benchmarks.recorder import RecorderOptions
+from benchmarks.stats import Summary, rate
+
+#: (key, label) of each variant, in the order they run within a round.
+VARIANTS = (
+    ("reference", "(a) hand-written confluent-kafka loop"),
+    ("noop", "(b) consume_events, no-op receiver"),
+    ("orm", "(c) consume_events, ORM insert receiver"),
+)
+
+
+@dataclass
+class ThroughputResult:
+    """Messages per second of every run, by variant, in run order."""
+
+    messages: int
+    payload_bytes: int
+    partitions: int
+    rates: dict[str, list[float]] = field(default_factory=dict)
+
+    def summary(self, variant: str) -> Summary:
+        """Median, minimum and maximum msgs/s of one variant."""
+        return Summary.of(self.rates[variant])
+
+    def ratio(self, variant: str) -> Summary:
+        """``variant`` over the reference, round by round (runs of one round ran back to back)."""
+        pairs = zip(self.rates[variant], self.rates["reference"], strict=True)
+        return Summary.of([value / reference for value, reference in pairs])
+
+
+def run(context: Context) -> ThroughputResult:
+    """Produce the topic once, then run every variant ``repetitions`` times, alternating."""
+    settings = context.settings
+    topic = context.cluster.new_topic("throughput", settings.partitions)
+    say(f"throughput: producing {settings.messages:,} messages of {settings.payload_bytes} bytes to {topic}")
+    seconds = produce_bulk(context.bootstrap, topic, settings.messages, settings.payload_bytes, settings.partitions)
+    say(f"throughput: produced in {seconds:.1f}s")
+    template = context.workdir / "orm-template.sqlite3"
+    processes.migrate(template, context.bootstrap)
+    result = ThroughputResult(settings.messages, settings.payload_bytes, settings.partitions)
+    for round_number in range(1, settings.repetitions + 1):
+        for variant, label in VARIANTS:
+            value = _run_once(context, variant, topic, round_number, template)
+            result.rates.setdefault(variant, []).append(value)
+            say(f"throughput: round {round_number}/{settings.repetitions} {label}: {value:,.0f} msgs/s")
+    return result
+
+
+def _run_once(context: Context, variant: str, topic: str, round_number: int, template: Path) -> float:
+    """One process consuming the whole topic in a new group; return its msgs/s."""
+    messages = context.settings.messages
+    name = f"throughput-{round_number}-{variant}"
+    database = context.workdir / f"{name}.sqlite3"
+    process = _make_process(context, variant, name, topic, database)
+    if variant == "orm":
+        shutil.copyfile(template, database)
+    with processes.running(process):
+        process.wait(timeout=120 + messages / 100)  # a guard against hangs, far above any expected time
+    recorded = process.result()
+    if recorded["count"] != messages:
+        raise BenchmarkError(f"{name} handled {recorded['count']} messages, expected {messages}")
+    if variant == "orm":
+        _check_rows(database, messages)
+    return rate(recorded["count"], recorded["first_ns"], recorded["last_ns"])
+
+
+def _make_process(context: Context, variant: str, name: str, topic: str, database: Path) -> MeasuredProcess:
+    """The process of one run: the reference loop, or consume_events with the variant's receiver."""
+    messages = context.settings.messages
+    group = context.cluster.new_group(name)
+    recorder = RecorderOptions(expected=messages)
+    if variant == "reference":
+        return processes.reference(
+            name,
+            context.workdir,
+            bootstrap=context.bootstrap,
+            topic=topic,
+            group=group,
+            max_messages=messages,
+            recorder=recorder,
+        )
+    return processes.consume_events(
+        name,
+        context.workdir,
+        bootstrap=context.bootstrap,
+        topic=topic,
+        group=group,
+        receiver=variant,
+        recorder=recorder,
+        args=["--max-messages", str(messages)],
+        env=_orm_env(database, context.settings.orm_conn_max_age) if variant == "orm" else None,
+    )
+
+
+def _orm_env(database: Path, conn_max_age: str) -> dict[str, str]:
+    """The ORM receiver's database: its own copy of the migrated file, and its connection lifetime."""
+    return {"BENCH_DB_PATH": str(database), "BENCH_CONN_MAX_AGE": conn_max_age}
+
+
+def _check_rows(database: Path, expected: int) -> None:
+    """The ORM receiver must have written exactly one row per message; then the file goes."""
+    with sqlite3.connect(database) as connection:
+        (rows,) = connection.execute("SELECT COUNT(*) FROM benchapp_handledevent").fetchone()
+    connection.close()
+    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        path.unlink(missing_ok=True)
+    if rows != expected:
+        raise BenchmarkError(f"the ORM receiver wrote {rows} rows into {database.name}, expected {expected}")

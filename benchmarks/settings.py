@@ -1,0 +1,57 @@
+"""
+Settings of the benchmark project: the smallest Django project that runs ``consume_events``.
+
+It is its own project (not the example's, not the tests'), so the benchmarks measure only the
+app and the benchmark receivers. Everything that varies per run comes from the environment,
+set by the orchestrator:
+
+- ``KAFKA_BOOTSTRAP_SERVERS``: the local broker;
+- ``BENCH_DB_PATH``: the SQLite file of the ORM receiver (an in-memory database otherwise);
+- ``BENCH_CONN_MAX_AGE``: ``CONN_MAX_AGE`` of that database, seconds or ``none`` (Django's 0 when unset);
+- ``BENCH_RECEIVER`` and the other ``BENCH_*`` variables: see :mod:`benchmarks.benchapp.kafka_handlers`.
+
+Everything else is left at the app's defaults (``POLL_TIMEOUT`` 1 s, no ``CONSUMER_CONFIG``),
+as a service that just installed the app would have it.
+"""
+
+import os
+
+SECRET_KEY = "benchmarks-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "kafka_consumer_app",
+    "benchmarks.benchapp",
+]
+
+
+def _conn_max_age(text: str) -> int | None:
+    """``BENCH_CONN_MAX_AGE``: seconds, or ``none`` for persistent connections; Django's default is 0."""
+    return None if text.lower() == "none" else int(text)
+
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("BENCH_DB_PATH") or ":memory:",
+        "OPTIONS": {"timeout": 30},
+        "CONN_MAX_AGE": _conn_max_age(os.environ.get("BENCH_CONN_MAX_AGE", "0")),
+    }
+}
+
+KAFKA_CONSUMER = {
+    "BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    "GROUP_ID": os.environ.get("KAFKA_GROUP_ID", "benchmarks"),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"kafka_consumer_app": {"handlers": ["stderr"], "level": "INFO"}},
+}

@@ -1,0 +1,52 @@
+"""Small statistics: the median with its range, and percentiles."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The median of repeated measurements, with their minimum and maximum."""
+
+    median: float
+    minimum: float
+    maximum: float
+    samples: tuple[float, ...]
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Summary:
+        """Summarize ``values`` (at least one)."""
+        if not values:
+            raise ValueError("cannot summarize no values")
+        return cls(statistics.median(values), min(values), max(values), tuple(values))
+
+    def format(self, fmt: str = "{:,.0f}", unit: str = "") -> str:
+        """``median [min-max] unit``, or just ``value unit`` when there was one sample."""
+        if len(self.samples) == 1:
+            return fmt.format(self.median) + unit
+        return f"{fmt.format(self.median)} [{fmt.format(self.minimum)}-{fmt.format(self.maximum)}]{unit}"
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile (``fraction`` in 0..1) of ``values``: a value that was actually observed."""
+    if not values:
+        raise ValueError("cannot take a percentile of no values")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def rate(count: int, first_ns: int, last_ns: int) -> float:
+    """
+    Messages per second between the first and the last handled message.
+
+    ``count`` messages span ``count - 1`` intervals; the first message's own handling time is
+    outside the window, and so is everything before it (startup, group join, first fetch).
+    """
+    if count < 2 or last_ns <= first_ns:
+        raise ValueError(f"need at least two messages over a positive time to compute a rate (got {count})")
+    return (count - 1) / ((last_ns - first_ns) / 1e9)
