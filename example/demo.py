@@ -72,7 +72,10 @@ def start_broker(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[s
     """Start the broker launcher and return it with the bootstrap address it printed."""
     ready = workdir / "kafka.env"
     broker = subprocess.Popen(
-        [sys.executable, "-m", "kafka_consumer_app.testing.broker", "run", "--topic", f"{TOPIC}:3", "--ready-file", str(ready)],
+        [
+            *(sys.executable, "-m", "kafka_consumer_app.testing.broker", "run"),
+            *("--topic", f"{TOPIC}:3", "--ready-file", str(ready)),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -106,7 +109,9 @@ def produce_events(bootstrap: str) -> int:
 def read_state(db_path: Path) -> tuple[list[tuple], int]:
     """Return the orders table and the number of audit rows, as the receivers left them."""
     with sqlite3.connect(db_path, timeout=10) as db:
-        orders = db.execute("SELECT order_id, customer, total_cents, status, updated_from FROM orders_order ORDER BY order_id")
+        orders = db.execute(
+            "SELECT order_id, customer, total_cents, status, updated_from FROM orders_order ORDER BY order_id"
+        )
         rows = orders.fetchall()
         audited = db.execute("SELECT COUNT(*) FROM orders_auditentry").fetchone()[0]
     return rows, audited

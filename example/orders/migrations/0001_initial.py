@@ -4,30 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(help_text='topic[partition]@offset', max_length=128, unique=True)),
-                ('event_type', models.CharField(blank=True, max_length=128)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("source", models.CharField(help_text="topic[partition]@offset", max_length=128, unique=True)),
+                ("event_type", models.CharField(blank=True, max_length=128)),
             ],
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order_id', models.CharField(max_length=64, unique=True)),
-                ('customer', models.CharField(max_length=128)),
-                ('total_cents', models.IntegerField(default=0)),
-                ('status', models.CharField(default='placed', max_length=32)),
-                ('updated_from', models.CharField(help_text='topic[partition]@offset of the last event applied', max_length=128)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("order_id", models.CharField(max_length=64, unique=True)),
+                ("customer", models.CharField(max_length=128)),
+                ("total_cents", models.IntegerField(default=0)),
+                ("status", models.CharField(default="placed", max_length=32)),
+                (
+                    "updated_from",
+                    models.CharField(help_text="topic[partition]@offset of the last event applied", max_length=128),
+                ),
             ],
         ),
     ]
