@@ -52,3 +52,13 @@ def kafka_settings(settings, kafka_broker: LocalKafkaBroker, group_id: str):
         "GROUP_ID": group_id,
     }
     return settings
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figure lines of the delivery and fault-injection scenarios, even when output is captured."""
+    from .kafka_utils import FIGURE_LINES
+
+    if FIGURE_LINES:
+        terminalreporter.section("delivery and fault-injection figures")
+        for line in FIGURE_LINES:
+            terminalreporter.write_line(line)

@@ -19,6 +19,17 @@ from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Figure lines of the delivery and fault-injection scenarios; the session prints them at its end.
+FIGURE_LINES: list[str] = []
+
+
+def report_figures(line: str) -> None:
+    """Record one figure line: shown in the test's output and in the session's final summary."""
+    print(line)
+    FIGURE_LINES.append(line)
+
+
 MANAGE = ROOT / "example" / "manage.py"
 
 

@@ -20,6 +20,7 @@ from .kafka_utils import (
     finished,
     produce,
     read_records,
+    report_figures,
     settings_env,
     wait_for,
 )
@@ -73,7 +74,7 @@ def test_every_message_is_handled_at_least_once_when_the_consumer_is_killed_mid_
     records = finished(read_records(record))
     handled_ids = {r.id for r in records}
     lost = len(set(range(produced)) - handled_ids)
-    print(
+    report_figures(
         f"at-least-once under SIGKILL: produced={produced} handled_distinct={len(handled_ids)} "
         f"duplicates={duplicates(records)} lost={lost}"
     )

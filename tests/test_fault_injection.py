@@ -57,6 +57,7 @@ from .kafka_utils import (
     group_assignment,
     produce,
     read_records,
+    report_figures,
     settings_env,
     wait_for,
 )
@@ -85,9 +86,9 @@ ALL_DLT_HEADERS = (
 
 
 def figures(scenario: str, *, produced: int, handled_distinct: int, duplicates: int, dead_lettered: int, lost: int):
-    """Print the scenario's one FIGURES line."""
-    print(
-        f"\nFIGURES {scenario}: produced={produced} handled_distinct={handled_distinct} "
+    """Report the scenario's one FIGURES line."""
+    report_figures(
+        f"FIGURES {scenario}: produced={produced} handled_distinct={handled_distinct} "
         f"duplicates={duplicates} dead_lettered={dead_lettered} lost={lost}"
     )
 

@@ -15,6 +15,7 @@ from .kafka_utils import (
     finished,
     produce,
     read_records,
+    report_figures,
     settings_env,
     wait_for,
 )
@@ -61,7 +62,7 @@ def test_after_sigterm_and_a_restart_no_message_is_handled_twice_and_none_is_los
     records = read_records(record)
     handled_ids = {r.id for r in records}
     lost = len(set(range(produced)) - handled_ids)
-    print(
+    report_figures(
         f"SIGTERM then restart: produced={produced} handled_distinct={len(handled_ids)} "
         f"duplicates={duplicates(records)} lost={lost} (stopped {stop_seconds:.1f}s after SIGTERM)"
     )
