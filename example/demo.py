@@ -2,7 +2,8 @@
 The demo behind ``make demo``: a local broker, the example service's consumer, sample events.
 
 1. Starts Apache Kafka on 127.0.0.1 with the broker launcher
-   (``python -m kafka_consumer_app.testing.broker run``) and creates the ``orders`` topic.
+   (``python -m kafka_consumer_app.testing.broker run``) and creates the ``orders`` topic
+   and its dead-letter topic, ``orders-dlt``.
 2. Runs ``python example/manage.py consume_events --topic orders`` as its own process,
    as Kubernetes would.
 3. Produces orders (CloudEvents ``ce_type`` headers), a cancellation, and one duplicate
@@ -74,7 +75,7 @@ def start_broker(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[s
     broker = subprocess.Popen(
         [
             *(sys.executable, "-m", "kafka_consumer_app.testing.broker", "run"),
-            *("--topic", f"{TOPIC}:3", "--ready-file", str(ready)),
+            *("--topic", f"{TOPIC}:3", "--topic", f"{TOPIC}-dlt:3", "--ready-file", str(ready)),
         ],
         env=env,
         stdout=subprocess.PIPE,

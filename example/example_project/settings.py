@@ -31,6 +31,9 @@ DATABASES = {
         "NAME": os.environ.get("EXAMPLE_DB_PATH", str(BASE_DIR / "example.sqlite3")),
         # Several consumer processes may write at once; wait for the lock instead of failing.
         "OPTIONS": {"timeout": 30},
+        # A consumer is one long-lived process: keep its connection. The loop still closes it around
+        # any message after which it is broken; with 0, every message would open a new one.
+        "CONN_MAX_AGE": None,
     }
 }
 
