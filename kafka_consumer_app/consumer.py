@@ -157,12 +157,13 @@ class EventConsumer:
         """Consume until a clean stop; raise KafkaConsumerAppError on anything fatal."""
         self._require_receivers()
         client = self._client = self._new_client()
-        if self.config.failure.policy == "dead-letter":
-            self._dead_letters = DeadLetterProducer(self.config)
-        self.watchdog.start()
-        self._close_old_connections = OldConnectionCloser()
         try:
-            # Inside the try: a hook that cannot start (a health port in use) still gets the cleanup below.
+            # Inside the try: a producer or a hook that cannot start (a health port in use) still gets
+            # the cleanup below.
+            if self.config.failure.policy == "dead-letter":
+                self._dead_letters = DeadLetterProducer(self.config)
+            self.watchdog.start()
+            self._close_old_connections = OldConnectionCloser()
             self._emit("before_start")
             self._wait_for_topic(client)
             self._check_dead_letter_topic(client)

@@ -29,7 +29,8 @@ from django.utils.module_loading import import_string
 
 from kafka_consumer_app.conf import RetryConfig, TopicConfig
 from kafka_consumer_app.dispatch import ReceiverFailure
-from kafka_consumer_app.exceptions import DeadLetterError
+from kafka_consumer_app.exceptions import ConfigurationError, DeadLetterError
+from kafka_consumer_app.redaction import redact_text, secret_values
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +254,14 @@ class DeadLetterProducer:
         self.group_id = config.group_id
         settings = producer_config(config, logger=logging.getLogger("kafka_consumer_app.librdkafka"))
         self.timeout = float(settings["message.timeout.ms"]) / 1000 + 5
-        self._producer = Producer(settings)
+        try:
+            self._producer = Producer(settings)
+        except KafkaException as error:
+            reason = redact_text(error.args[0].str() if error.args else str(error), secret_values())
+            raise ConfigurationError(
+                f"librdkafka refused the dead-letter producer's configuration ({reason}); fix "
+                "KAFKA_CONSUMER['PRODUCER_CONFIG'] or the connection options of CONSUMER_CONFIG"
+            ) from error
 
     def park(self, raw: KafkaMessage, report: FailureReport) -> None:
         """Write ``raw`` to the dead-letter topic; return only once the broker confirmed it."""

@@ -8,7 +8,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from kafka_consumer_app.message import Message
+from kafka_consumer_app.signals import topic_signal
 from kafka_consumer_app.testing.broker import LocalKafkaBroker
+
+from .kafka_utils import ConsumerProcesses
 
 _topic_numbers = itertools.count()
 
@@ -41,6 +45,36 @@ def make_topic(kafka_broker: LocalKafkaBroker, request: pytest.FixtureRequest) -
 def group_id(request: pytest.FixtureRequest) -> str:
     """A consumer group unique to this test."""
     return f"group-{request.node.name[:40]}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def consumers() -> Iterator[ConsumerProcesses]:
+    """Start consume_events processes; any still running at the end of the test is killed."""
+    processes = ConsumerProcesses()
+    try:
+        yield processes
+    finally:
+        processes.kill_all()
+
+
+@pytest.fixture
+def received() -> Iterator[Callable[[str], list[Message]]]:
+    """Connect a recording receiver to a topic for one test; ``received(topic)`` returns what it gets."""
+    connected = []
+
+    def connect(topic: str) -> list[Message]:
+        got: list[Message] = []
+
+        def receiver(sender, message, **kwargs):
+            got.append(message)
+
+        topic_signal(topic).connect(receiver, weak=False)
+        connected.append((topic, receiver))
+        return got
+
+    yield connect
+    for topic, receiver in connected:
+        topic_signal(topic).disconnect(receiver)
 
 
 @pytest.fixture

@@ -75,6 +75,25 @@ def produce(
     return count
 
 
+def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
+    """Read ``count`` messages of ``topic`` from the beginning, with a throwaway group."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"reader-{topic}", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    messages = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(messages) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                messages.append(message)
+    finally:
+        consumer.close()
+    assert len(messages) == count, f"read {len(messages)} of {count} messages from {topic}"
+    return messages
+
+
 def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
     """Return the group's committed offset per partition (-1001 where none is committed)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})

@@ -21,7 +21,6 @@ from django.core.management import CommandError, call_command
 
 from kafka_consumer_app import conf
 from kafka_consumer_app.exceptions import EXIT_CONFIGURATION, EXIT_HANDLER_FAILED
-from kafka_consumer_app.signals import topic_signal
 from kafka_consumer_app.testing.broker import free_port
 
 from .kafka_utils import MANAGE, ROOT, committed, produce, wait_for
@@ -78,26 +77,6 @@ def consume(*args: str, **options) -> CommandError:
     with pytest.raises(CommandError) as caught:
         call_command("consume_events", *args, **options)
     return caught.value
-
-
-@pytest.fixture
-def receiver_for():
-    """Connect a do-nothing receiver to a topic for one test, and disconnect it afterwards."""
-    connected = []
-
-    def connect(topic: str) -> list:
-        got: list = []
-
-        def receiver(sender, message, **kwargs):
-            got.append(message)
-
-        topic_signal(topic).connect(receiver, weak=False)
-        connected.append((topic, receiver))
-        return got
-
-    yield connect
-    for topic, receiver in connected:
-        topic_signal(topic).disconnect(receiver)
 
 
 @pytest.fixture
@@ -222,24 +201,24 @@ def test_allow_no_handlers_consumes_and_commits_without_receivers(kafka_settings
 
 
 @pytest.mark.broker
-def test_topic_missing_on_the_broker_exits_with_the_configuration_exit_code(kafka_settings, receiver_for):
+def test_topic_missing_on_the_broker_exits_with_the_configuration_exit_code(kafka_settings, received):
     topic = f"missing-{uuid.uuid4().hex[:8]}"
-    receiver_for(topic)
+    received(topic)
     assert consume(topic=topic).returncode == EXIT_CONFIGURATION
 
 
 @pytest.mark.broker
-def test_topic_missing_on_the_broker_is_reported_as_not_existing(kafka_settings, receiver_for):
+def test_topic_missing_on_the_broker_is_reported_as_not_existing(kafka_settings, received):
     topic = f"missing-{uuid.uuid4().hex[:8]}"
-    receiver_for(topic)
+    received(topic)
     assert f"topic {topic!r} does not exist" in str(consume(topic=topic))
 
 
 @pytest.mark.broker
-def test_topic_missing_on_the_broker_is_reported_with_its_prefixed_kafka_name(settings, kafka_settings, receiver_for):
+def test_topic_missing_on_the_broker_is_reported_with_its_prefixed_kafka_name(settings, kafka_settings, received):
     settings.KAFKA_CONSUMER = {**settings.KAFKA_CONSUMER, "TOPIC_PREFIX": "prod"}
     topic = f"missing-{uuid.uuid4().hex[:8]}"
-    receiver_for(topic)
+    received(topic)
     assert f"topic 'prod-{topic}' does not exist" in str(consume(topic=topic))
 
 
@@ -275,15 +254,15 @@ def malformed_topic(kafka_settings, make_topic):
 
 @pytest.mark.broker
 @pytest.mark.django_db
-def test_malformed_json_exits_with_the_handler_failed_exit_code(malformed_topic, receiver_for):
-    receiver_for(malformed_topic)
+def test_malformed_json_exits_with_the_handler_failed_exit_code(malformed_topic, received):
+    received(malformed_topic)
     assert consume(topic=malformed_topic, idle_timeout=10).returncode == EXIT_HANDLER_FAILED
 
 
 @pytest.mark.broker
 @pytest.mark.django_db
-def test_malformed_json_is_reported_on_one_line_with_its_coordinates(malformed_topic, receiver_for):
-    receiver_for(malformed_topic)
+def test_malformed_json_is_reported_on_one_line_with_its_coordinates(malformed_topic, received):
+    received(malformed_topic)
     message = str(consume(topic=malformed_topic, idle_timeout=10))
     assert (
         message.startswith(f"{malformed_topic}[0]@1 is malformed: cannot decode the message value"),
@@ -296,8 +275,8 @@ def test_malformed_json_is_reported_on_one_line_with_its_coordinates(malformed_t
 
 @pytest.mark.broker
 @pytest.mark.django_db
-def test_malformed_json_offset_is_not_committed(kafka_settings, malformed_topic, receiver_for, group_id):
-    receiver_for(malformed_topic)
+def test_malformed_json_offset_is_not_committed(kafka_settings, malformed_topic, received, group_id):
+    received(malformed_topic)
     consume(topic=malformed_topic, idle_timeout=10)
     servers = kafka_settings.KAFKA_CONSUMER["BOOTSTRAP_SERVERS"]
     # Offset 0 was handled; the committed position stays at the malformed message, offset 1.
@@ -306,8 +285,8 @@ def test_malformed_json_offset_is_not_committed(kafka_settings, malformed_topic,
 
 @pytest.mark.broker
 @pytest.mark.django_db
-def test_malformed_json_is_not_passed_to_receivers(malformed_topic, receiver_for):
-    got = receiver_for(malformed_topic)
+def test_malformed_json_is_not_passed_to_receivers(malformed_topic, received):
+    got = received(malformed_topic)
     consume(topic=malformed_topic, idle_timeout=10)
     assert [message.offset for message in got] == [0]
 

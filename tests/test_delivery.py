@@ -14,7 +14,6 @@ from kafka_consumer_app.signals import topic_signal
 
 from .kafka_utils import (
     SHORT_SESSION,
-    ConsumerProcesses,
     committed,
     duplicates,
     finished,
@@ -26,16 +25,6 @@ from .kafka_utils import (
 )
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture
-def consumers():
-    """Start consume_events processes; any still running at the end of the test is killed."""
-    processes = ConsumerProcesses()
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 def test_every_message_is_handled_at_least_once_when_the_consumer_is_killed_mid_stream(

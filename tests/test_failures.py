@@ -9,7 +9,6 @@ import signal
 import time
 
 import pytest
-from confluent_kafka import Consumer
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -19,7 +18,7 @@ from kafka_consumer_app.failures import HEADER_ATTEMPTS, HEADER_REASON, CircuitB
 from kafka_consumer_app.signals import topic_signal
 from kafka_consumer_app.watchdog import Watchdog
 
-from .kafka_utils import ConsumerProcess, committed, produce, read_records, wait_for
+from .kafka_utils import ConsumerProcess, committed, produce, read_records, read_topic, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -103,25 +102,6 @@ def configure(settings, topic, **overrides):
         **settings.KAFKA_CONSUMER,
         "TOPICS": {topic: overrides},
     }
-
-
-def read_topic(bootstrap, topic, count, timeout=30.0):
-    """Read ``count`` messages of ``topic`` from the beginning, with a throwaway group."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"reader-{topic}", "auto.offset.reset": "earliest"}
-    )
-    consumer.subscribe([topic])
-    messages = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(messages) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                messages.append(message)
-    finally:
-        consumer.close()
-    assert len(messages) == count, f"read {len(messages)} of {count} messages from {topic}"
-    return messages
 
 
 @pytest.mark.broker
@@ -292,3 +272,18 @@ def test_a_second_signal_during_a_retry_backoff_is_not_needed_to_stop_promptly(
 
     assert code == 0, process.output()
     assert committed(kafka_broker.bootstrap_servers, group_id, topic, 1) == {0: -1001}
+
+
+def test_a_dead_letter_producer_option_librdkafka_refuses_stops_the_command_with_one_line(settings, connect):
+    topic = "never-consumed"
+    settings.KAFKA_CONSUMER = {
+        **settings.KAFKA_CONSUMER,
+        "FAILURE_POLICY": "dead-letter",
+        "PRODUCER_CONFIG": {"acks": "sometimes"},
+    }
+    connect(topic, lambda sender, message, **kwargs: None)
+
+    with pytest.raises(CommandError, match=r"dead-letter producer's configuration .*PRODUCER_CONFIG") as raised:
+        call_command("consume_events", topic=topic, max_messages=1)
+
+    assert raised.value.returncode == 1 and "\n" not in str(raised.value)

@@ -50,7 +50,6 @@ from kafka_consumer_app.testing.broker import LocalKafkaBroker
 
 from .kafka_utils import (
     ConsumerProcess,
-    ConsumerProcesses,
     committed,
     complete_lines,
     duplicates,
@@ -222,16 +221,6 @@ class PacedProducer:
         assert not self._thread.is_alive(), f"the producer did not finish within {timeout:g}s"
         assert not self.errors, f"producing failed: {self.errors[:3]}"
         return self.count
-
-
-@pytest.fixture
-def consumers() -> Iterator[ConsumerProcesses]:
-    """Start consume_events processes; any still running at the end of the test is killed."""
-    processes = ConsumerProcesses()
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import signal
 import pytest
 
 from .kafka_utils import (
-    ConsumerProcesses,
     duplicates,
     group_assignment,
     produce,
@@ -20,16 +19,6 @@ pytestmark = pytest.mark.broker
 
 PARTITIONS = 4
 PER_PARTITION = 25
-
-
-@pytest.fixture
-def consumers():
-    """Start consume_events processes; any still running at the end of the test is killed."""
-    processes = ConsumerProcesses()
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 def test_two_consumers_split_the_partitions_and_the_survivor_takes_over_when_one_is_stopped(

@@ -17,7 +17,7 @@ from kafka_consumer_app import conf
 from kafka_consumer_app.health import Readiness
 from kafka_consumer_app.testing.broker import free_port
 
-from .kafka_utils import ConsumerProcess, ConsumerProcesses, produce, read_records, wait_for
+from .kafka_utils import ConsumerProcess, produce, read_records, wait_for
 
 
 def get(port: int, path: str) -> tuple[int, str] | None:
@@ -41,16 +41,6 @@ def answered(port: int, path: str, code: int) -> tuple[int, str] | None:
     """The answer to ``path`` if its status is ``code``, else None (for wait_for)."""
     answer = get(port, path)
     return answer if answer and answer[0] == code else None
-
-
-@pytest.fixture
-def consumers() -> Iterator[ConsumerProcesses]:
-    """Start consume_events processes; any still running at the end of the test is killed."""
-    processes = ConsumerProcesses()
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 @pytest.fixture

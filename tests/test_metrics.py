@@ -11,7 +11,6 @@ import json
 import logging
 import time
 import urllib.request
-from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -28,7 +27,7 @@ from kafka_consumer_app.signals import topic_signal
 from kafka_consumer_app.stats import partition_lags, total_lag
 from kafka_consumer_app.testing.broker import free_port
 
-from .kafka_utils import ConsumerProcesses, committed, read_records, wait_for
+from .kafka_utils import committed, read_records, wait_for
 
 RECEIVER = "tests.testapp.kafka_handlers.on_topic_message"
 
@@ -58,16 +57,6 @@ def produce_at(servers: str, topic: str, values: list[dict], partition: int = 0)
         producer.produce(topic, json.dumps(value).encode(), partition=partition, timestamp=stamp)
     assert producer.flush(30) == 0
     return stamps
-
-
-@pytest.fixture
-def consumers() -> Iterator[ConsumerProcesses]:
-    """Start consume_events processes; any still running at the end of the test is killed."""
-    processes = ConsumerProcesses()
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 # -- /metrics of a running consumer ------------------------------------------------------------

@@ -40,7 +40,7 @@ from kafka_consumer_app.message import Message
 from kafka_consumer_app.openedx import OpenEdxEvent
 from kafka_consumer_app.signals import topic_signal
 
-from .kafka_utils import ROOT, committed, produce
+from .kafka_utils import ROOT, committed, produce, read_topic
 
 pytestmark = pytest.mark.django_db
 
@@ -135,25 +135,6 @@ def topic_size(bootstrap: str, topic: str) -> int:
         return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=20)[1]
     finally:
         consumer.close()
-
-
-def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
-    """Read ``count`` messages of ``topic`` from the beginning, with a throwaway group."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"reader-{topic}", "auto.offset.reset": "earliest"}
-    )
-    consumer.subscribe([topic])
-    messages = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(messages) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                messages.append(message)
-    finally:
-        consumer.close()
-    assert len(messages) == count, f"read {len(messages)} of {count} messages from {topic}"
-    return messages
 
 
 @pytest.fixture

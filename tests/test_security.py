@@ -24,12 +24,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from kafka_consumer_app.message import Message
 from kafka_consumer_app.redaction import MASK, redacted
-from kafka_consumer_app.signals import topic_signal
 from kafka_consumer_app.testing.broker import LocalKafkaBroker
 
-from .kafka_utils import MANAGE, ConsumerProcesses, produce, settings_env
+from .kafka_utils import MANAGE, produce, settings_env
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db]
 
@@ -62,36 +60,6 @@ def topic(sasl_broker: LocalKafkaBroker) -> str:
     sasl_broker.create_topic(name, partitions=1)
     produce(sasl_broker.bootstrap_servers, name, [{"n": i} for i in range(3)])
     return name
-
-
-@pytest.fixture
-def received():
-    """Connect a receiver to a topic for one test; return the messages it got."""
-    connected = []
-
-    def connect(name: str) -> list[Message]:
-        got: list[Message] = []
-
-        def receiver(sender, message, **kwargs):
-            got.append(message)
-
-        topic_signal(name).connect(receiver, weak=False)
-        connected.append((name, receiver))
-        return got
-
-    yield connect
-    for name, receiver in connected:
-        topic_signal(name).disconnect(receiver)
-
-
-@pytest.fixture
-def consumers():
-    """consume_events processes; any still running at the end of the test is killed."""
-    processes = ConsumerProcesses()
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 def sasl_config(mechanism: str, password: str | None = None, tls: Path | None = None) -> dict[str, str]:

@@ -9,7 +9,6 @@ import pytest
 
 from .kafka_utils import (
     SHORT_SESSION,
-    ConsumerProcesses,
     committed,
     duplicates,
     finished,
@@ -21,16 +20,6 @@ from .kafka_utils import (
 )
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture
-def consumers():
-    """Start consume_events processes; any still running at the end of the test is killed."""
-    processes = ConsumerProcesses()
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 def test_after_sigterm_and_a_restart_no_message_is_handled_twice_and_none_is_lost(

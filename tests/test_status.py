@@ -19,43 +19,11 @@ from confluent_kafka.admin import AdminClient
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from kafka_consumer_app.message import Message
-from kafka_consumer_app.signals import topic_signal
 from kafka_consumer_app.testing.broker import free_port
 
-from .kafka_utils import MANAGE, ROOT, ConsumerProcesses, produce, wait_for
+from .kafka_utils import MANAGE, ROOT, produce, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db]
-
-
-@pytest.fixture
-def handled():
-    """Connect a receiver to a topic for one test; return the messages it got."""
-    connected = []
-
-    def connect(topic: str) -> list[Message]:
-        got: list[Message] = []
-
-        def receiver(sender, message, **kwargs):
-            got.append(message)
-
-        topic_signal(topic).connect(receiver, weak=False)
-        connected.append((topic, receiver))
-        return got
-
-    yield connect
-    for topic, receiver in connected:
-        topic_signal(topic).disconnect(receiver)
-
-
-@pytest.fixture
-def consumers():
-    """consume_events processes; any still running at the end of the test is killed."""
-    processes = ConsumerProcesses()
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 def status(topic: str, **options) -> dict:
@@ -71,13 +39,13 @@ def status_error(topic: str, **options) -> CommandError:
     return caught.value
 
 
-def test_the_lag_of_each_partition_is_what_was_produced_minus_what_was_consumed(kafka_settings, make_topic, handled):
+def test_the_lag_of_each_partition_is_what_was_produced_minus_what_was_consumed(kafka_settings, make_topic, received):
     servers = kafka_settings.KAFKA_CONSUMER["BOOTSTRAP_SERVERS"]
     topic = make_topic(partitions=3)
     produced = {0: 6, 1: 4, 2: 5}
     for partition, count in produced.items():
         produce(servers, topic, [{"n": i} for i in range(count)], partition=partition)
-    got = handled(topic)
+    got = received(topic)
 
     call_command("consume_events", topic=topic, max_messages=9)
 
@@ -99,12 +67,12 @@ def test_the_lag_of_each_partition_is_what_was_produced_minus_what_was_consumed(
         ), f"partition {partition}: {row}"
 
 
-def test_the_table_is_aligned_and_shows_the_same_figures(kafka_settings, make_topic, handled):
+def test_the_table_is_aligned_and_shows_the_same_figures(kafka_settings, make_topic, received):
     servers = kafka_settings.KAFKA_CONSUMER["BOOTSTRAP_SERVERS"]
     topic = make_topic(partitions=2)
     produce(servers, topic, [{"n": i} for i in range(12)], partition=0)
     produce(servers, topic, [{"n": i} for i in range(3)], partition=1)
-    got = handled(topic)
+    got = received(topic)
     call_command("consume_events", topic=topic, max_messages=5)
     consumed = Counter(message.partition for message in got)
 
@@ -139,12 +107,12 @@ def test_a_group_that_never_committed_counts_every_retained_message_as_lag(kafka
 
 
 def test_the_lag_counts_from_the_earliest_retained_offset_once_older_messages_are_deleted(
-    kafka_settings, make_topic, handled
+    kafka_settings, make_topic, received
 ):
     servers = kafka_settings.KAFKA_CONSUMER["BOOTSTRAP_SERVERS"]
     topic = make_topic()
     produce(servers, topic, [{"n": i} for i in range(10)])
-    handled(topic)
+    received(topic)
     call_command("consume_events", topic=topic, max_messages=2)  # commits offset 2
     admin = AdminClient({"bootstrap.servers": servers})
     deleted = admin.delete_records([TopicPartition(topic, 0, 6)], request_timeout=20)
