@@ -49,7 +49,7 @@ QUICK = BenchSettings(
 
 @dataclass(frozen=True)
 class Targets:
-    """What the issue asks of each figure."""
+    """The target each figure is held to (stated in the README next to the results)."""
 
     #: No-op receiver throughput over the reference's, at least.
     noop_ratio: float = 0.8
