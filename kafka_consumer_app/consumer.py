@@ -596,8 +596,10 @@ class EventConsumer:
             client, self.config.kafka_topic, [p.partition for p in partitions], self.options.reset
         )
         client.commit(offsets=positions, asynchronous=False)
-        if self.client_config().get("partition.assignment.strategy") == "cooperative-sticky" or (
-            self.config.consumer_config.get("group.protocol") == "consumer"
+        options = self.config.consumer_config
+        # Incremental unless the user chose an eager strategy; KIP-848 groups are always incremental.
+        if options.get("group.protocol") == "consumer" or (
+            options.get("partition.assignment.strategy", "cooperative-sticky") == "cooperative-sticky"
         ):
             client.incremental_assign(positions)
         else:

@@ -130,13 +130,6 @@ class Dispatcher:
             return any_openedx_receivers()
         return False
 
-    def signals_for(self, message: Message) -> list[Signal]:
-        """The signals a message is sent on, in order."""
-        signals = [self.topic_signal]
-        if message.event_type:
-            signals.append(event_signal(message.event_type))
-        return signals
-
     def dispatch(self, message: Message) -> DispatchResult:
         """Call every receiver of the message's signals, as ``send_robust`` would, and report each call."""
         result = DispatchResult()

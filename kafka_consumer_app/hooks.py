@@ -85,12 +85,6 @@ def overriding(hooks: Iterable[ConsumerHooks], name: str) -> list[ConsumerHooks]
     return [hook for hook in hooks if getattr(type(hook), name, default) is not default]
 
 
-def emit(hooks: Iterable[ConsumerHooks], name: str, consumer: EventConsumer, *args: Any) -> None:
-    """Call hook method ``name`` of every hook in ``hooks``, in order."""
-    for hook in hooks:
-        getattr(hook, name)(consumer, *args)
-
-
 @contextmanager
 def around_dispatch(hooks: Iterable[ConsumerHooks], consumer: EventConsumer, message: Message) -> Iterator[None]:
     """Run the block inside the ``dispatching`` context of every hook in ``hooks``, the first one outermost."""

@@ -96,32 +96,36 @@ class ConsumerMetrics(ConsumerHooks):
         )
         ProcessCollector(registry=self.registry)
         # Series that exist from the start read 0 rather than missing, so rate() and alerts work at once.
-        for outcome in OUTCOMES:
-            self.messages.labels(topic, outcome)
-        for kind in REBALANCE_KINDS:
-            self.rebalances.labels(topic, kind)
-        self.commit_failures.labels(topic)
+        # The children are resolved once: labels() takes a lock and a lookup, on every message otherwise.
+        self._messages = {outcome: self.messages.labels(topic, outcome) for outcome in OUTCOMES}
+        self._rebalances = {kind: self.rebalances.labels(topic, kind) for kind in REBALANCE_KINDS}
+        self._commit_failures = self.commit_failures.labels(topic)
+        self._last_message_timestamp = self.last_message_timestamp.labels(topic)
+        self._durations: dict[str, Any] = {}
         self._lag_partitions: set[int] = set()
 
     def after_receiver(self, consumer: EventConsumer, receiver: str, seconds: float, error: Exception | None) -> None:
         """Time the receiver call."""
-        self.handler_duration.labels(self.topic, receiver).observe(seconds)
+        histogram = self._durations.get(receiver)
+        if histogram is None:
+            histogram = self._durations[receiver] = self.handler_duration.labels(self.topic, receiver)
+        histogram.observe(seconds)
 
     def after_message(self, consumer: EventConsumer, raw: KafkaMessage, outcome: str) -> None:
         """Count the attempt; remember the timestamp of a processed message."""
-        self.messages.labels(self.topic, outcome).inc()
+        self._messages[outcome].inc()
         if outcome in PROCESSED:
             kind, milliseconds = raw.timestamp()
             if kind != _TIMESTAMP_NOT_AVAILABLE:
-                self.last_message_timestamp.labels(self.topic).set(milliseconds / 1000)
+                self._last_message_timestamp.set(milliseconds / 1000)
 
     def after_assign(self, consumer: EventConsumer, partitions: Sequence[int]) -> None:
         """Count the assignment."""
-        self.rebalances.labels(self.topic, "assigned").inc()
+        self._rebalances["assigned"].inc()
 
     def after_revoke(self, consumer: EventConsumer, partitions: Sequence[int], lost: bool) -> None:
         """Count the revocation; drop the lag of partitions that now belong to another member."""
-        self.rebalances.labels(self.topic, "lost" if lost else "revoked").inc()
+        self._rebalances["lost" if lost else "revoked"].inc()
         for partition in partitions:
             self._forget_lag(partition)
 
@@ -136,7 +140,7 @@ class ConsumerMetrics(ConsumerHooks):
 
     def after_commit_failed(self, consumer: EventConsumer, error: KafkaError | Exception) -> None:
         """Count the failed commit."""
-        self.commit_failures.labels(self.topic).inc()
+        self._commit_failures.inc()
 
     def _forget_lag(self, partition: int) -> None:
         if partition in self._lag_partitions:

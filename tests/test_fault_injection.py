@@ -50,6 +50,7 @@ from kafka_consumer_app.testing.broker import LocalKafkaBroker
 
 from .kafka_utils import (
     ConsumerProcess,
+    Record,
     committed,
     complete_lines,
     duplicates,
@@ -90,6 +91,27 @@ def figures(scenario: str, *, produced: int, handled_distinct: int, duplicates: 
         f"FIGURES {scenario}: produced={produced} handled_distinct={handled_distinct} "
         f"duplicates={duplicates} dead_lettered={dead_lettered} lost={lost}"
     )
+
+
+def topic_records(record: Path) -> list[Record]:
+    """The record file's lines written by the topic receiver (not by the event one)."""
+    return [r for r in read_records(record) if r.kind == "topic"]
+
+
+def report_every_message_handled(scenario: str, record: Path, wanted: set[int]) -> tuple[list[Record], int]:
+    """Report a scenario in which every produced message must be handled; return its records and the lost count."""
+    records = topic_records(record)
+    handled = {r.id for r in records}
+    lost = len(wanted - handled)
+    figures(
+        scenario,
+        produced=len(wanted),
+        handled_distinct=len(handled & wanted),
+        duplicates=duplicates(records),
+        dead_lettered=0,
+        lost=lost,
+    )
+    return records, lost
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[KafkaMessage]:
@@ -314,18 +336,8 @@ def test_sigkilled_and_restarted_consumers_lose_no_message_of_twenty_thousand(
     for process in running:
         assert process.wait(30) == 0, process.output()
 
-    records = [r for r in read_records(record) if r.kind == "topic"]
-    handled = {r.id for r in records}
-    lost = len(wanted - handled)
+    records, lost = report_every_message_handled("sigkill", record, wanted)
     killed_mid_stream = len(set(killed) & {r.pid for r in records})
-    figures(
-        "sigkill",
-        produced=produced,
-        handled_distinct=len(handled & wanted),
-        duplicates=duplicates(records),
-        dead_lettered=0,
-        lost=lost,
-    )
     print(f"(seed {seed}; {len(killed)} SIGKILLs of consumers handling messages)")
     assert lost == 0
     assert killed_mid_stream == len(killed)
@@ -377,17 +389,7 @@ def test_a_rolling_restart_with_sigterm_while_messages_flow_handles_every_messag
     for process in running:
         assert process.wait(15) == 0, process.output()
 
-    records = [r for r in read_records(record) if r.kind == "topic"]
-    handled = {r.id for r in records}
-    lost = len(wanted - handled)
-    figures(
-        "rolling-sigterm",
-        produced=produced,
-        handled_distinct=len(handled & wanted),
-        duplicates=duplicates(records),
-        dead_lettered=0,
-        lost=lost,
-    )
+    records, lost = report_every_message_handled("rolling-sigterm", record, wanted)
     print(f"(stopped {', '.join(f'{s:.1f}s' for s in stop_seconds)} after SIGTERM)")
     assert lost == 0
     assert duplicates(records) == 0
@@ -444,17 +446,7 @@ def test_a_consumer_survives_a_broker_restart_mid_stream_and_resumes_on_its_own(
     consumer.send(signal.SIGTERM)
     assert consumer.wait(30) == 0, consumer.output()
 
-    records = [r for r in read_records(record) if r.kind == "topic"]
-    handled = {r.id for r in records}
-    lost = len(wanted - handled)
-    figures(
-        "broker-restart",
-        produced=produced,
-        handled_distinct=len(handled & wanted),
-        duplicates=duplicates(records),
-        dead_lettered=0,
-        lost=lost,
-    )
+    records, lost = report_every_message_handled("broker-restart", record, wanted)
     assert lost == 0
     assert {r.pid for r in records} == {consumer.pid}, "the consumer was replaced, not resumed"
     assert committed(servers, group_id, topic, partitions) == ends
@@ -508,7 +500,7 @@ def test_malformed_messages_are_dead_lettered_with_their_origin_while_good_ones_
         assert headers[HEADER_EXCEPTION_CLASS] == b"kafka_consumer_app.exceptions.DeserializationError"
         assert headers[HEADER_EXCEPTION_MESSAGE].startswith(b"cannot decode the message value")
 
-    records = [r for r in read_records(record) if r.kind == "topic"]
+    records = topic_records(record)
     good = set(range(total)) - malformed
     handled = {r.id for r in records}
     lost = len(good - handled) + len(malformed - {int(key.split("-")[1]) for key in parked_keys})
@@ -658,7 +650,7 @@ def test_a_partition_revoked_while_its_message_waits_for_a_retry_is_consumed_aga
     first.send(signal.SIGTERM)
     assert first.wait(15) == 0, first.output()
 
-    records = [r for r in read_records(record) if r.kind == "topic"]
+    records = topic_records(record)
     handled = {r.id for r in records}
     figures(
         "revoked-during-retry",
@@ -704,7 +696,7 @@ def test_when_the_dead_letter_topic_is_missing_the_consumer_exits_3_without_comm
     headers = headers_of(parked[0])
     assert (headers[HEADER_OFFSET], headers[HEADER_ATTEMPTS]) == (str(broken).encode(), b"2")
     assert headers[HEADER_REASON] == REASON_RECEIVER_FAILED.encode()
-    records = [r for r in read_records(record) if r.kind == "topic"]
+    records = topic_records(record)
     handled = {r.id for r in records}
     lost = len(set(range(6)) - handled - {broken}) + (0 if parked else 1)
     figures(
@@ -770,7 +762,7 @@ def test_replay_dead_letters_republishes_parked_messages_with_their_key_and_head
         servers, topic, record, "--idle-timeout", "3", group=group_id, env={**env, "TESTAPP_FIXED": "1"}
     )
     assert fixed.wait(60) == 0, fixed.output()
-    records = [r for r in read_records(record) if r.kind == "topic"]
+    records = topic_records(record)
     handled = {r.id for r in records}
     lost = len(set(range(5)) - handled)
     figures(
