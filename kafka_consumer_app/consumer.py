@@ -710,7 +710,9 @@ class EventConsumer:
                 f"topic {self.config.kafka_topic!r} disappeared from the cluster ({error.str()}); "
                 "recreate it or stop this consumer"
             )
-        if error.fatal():
+        # A fatal error reaches the loop as a message whose error code is _FATAL, and that error's own
+        # fatal() flag is not set: the code is what says the client cannot go on (a fenced member, say).
+        if error.fatal() or error.code() == KafkaError._FATAL:
             raise FatalKafkaError(f"fatal Kafka error: {error.str()}; the process exits for a restart")
         logger.warning("Kafka reported %s while consuming %s; polling goes on.", error.str(), self.config.kafka_topic)
 
