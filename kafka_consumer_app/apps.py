@@ -18,9 +18,9 @@ class KafkaConsumerAppConfig(AppConfig):
 
     def ready(self) -> None:
         """Register the checks, mask secrets in (and thin out repeats of) librdkafka's lines, import handlers."""
-        from kafka_consumer_app import checks  # noqa: F401  (registers the checks)
-        from kafka_consumer_app.logs import quiet_repeats
+        from kafka_consumer_app.observers.logs import quiet_repeats
         from kafka_consumer_app.redaction import protect_loggers
+        from kafka_consumer_app.settings import checks  # noqa: F401  (registers the checks)
 
         protect_loggers()
         quiet_repeats()

@@ -56,11 +56,13 @@ from openedx_events.event_bus.avro.deserializer import AvroSignalDeserializer
 from openedx_events.exceptions import SenderValidationError
 from openedx_events.tooling import SIGNAL_PROCESSED_FROM_EVENT_BUS, OpenEdxPublicSignal, load_all_signals
 
-from kafka_consumer_app import avro, conf, health
-from kafka_consumer_app.dispatch import SignalEvent
+from kafka_consumer_app.engine import avro
+from kafka_consumer_app.engine.dispatch import SignalEvent
 from kafka_consumer_app.exceptions import DeserializationError, KafkaConsumerAppError
 from kafka_consumer_app.message import EVENT_TYPE_HEADER, Headers
+from kafka_consumer_app.observers import health
 from kafka_consumer_app.serialization import ContextDeserializer, DeserializationContext
+from kafka_consumer_app.settings import conf
 
 logger = logging.getLogger(__name__)
 
@@ -296,10 +298,10 @@ class EventBusConsumer(OpenEdxEventBusConsumer):
 
     def consume_indefinitely(self) -> None:
         """Consume until stopped (SIGTERM, or the finite mode's limit); exit non-zero on a fatal error."""
-        from kafka_consumer_app.consumer import EventConsumer, RunOptions
+        from kafka_consumer_app.engine.consumer import EventConsumer, RunOptions
+        from kafka_consumer_app.engine.offsets import OffsetReset, parse_offset_time
+        from kafka_consumer_app.engine.shutdown import GracefulShutdown, StopRequest
         from kafka_consumer_app.management.commands.consume_events import configure_logging
-        from kafka_consumer_app.offsets import OffsetReset, parse_offset_time
-        from kafka_consumer_app.shutdown import GracefulShutdown, StopRequest
 
         configure_logging(1)
         try:

@@ -15,8 +15,8 @@ ready, also replaces every secret value of the current ``KAFKA_CONSUMER`` settin
 appears in a line, whatever the debug level: a defence that does not depend on
 librdkafka's version or on which debug contexts are enabled.
 
-This module reads ``django.conf.settings`` directly (not :mod:`kafka_consumer_app.conf`),
-so that :mod:`kafka_consumer_app.conf` can use it without an import cycle.
+This module reads ``django.conf.settings`` directly (not :mod:`kafka_consumer_app.settings.conf`),
+so that :mod:`kafka_consumer_app.settings.conf` can use it without an import cycle.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ SECRET_KEY_PARTS = (
     "basic_auth",
 )
 #: Loggers whose lines may quote librdkafka: its log lines and its error strings.
-PROTECTED_LOGGERS = ("kafka_consumer_app.librdkafka", "kafka_consumer_app.consumer")
+PROTECTED_LOGGERS = ("kafka_consumer_app.librdkafka", "kafka_consumer_app.engine.consumer")
 #: Secret values shorter than this are not searched for in log lines (they would mask ordinary words).
 MIN_SECRET_LENGTH = 4
 

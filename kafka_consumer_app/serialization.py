@@ -61,7 +61,7 @@ def _bytes(data: bytes) -> bytes:
 BUILTIN: dict[str, Deserializer] = {"json": _json, "str": _str, "bytes": _bytes}
 
 #: Built-in names whose deserializer needs an optional extra: name -> (dotted path, extra).
-OPTIONAL_BUILTIN: dict[str, tuple[str, str]] = {"avro": ("kafka_consumer_app.avro.deserialize_avro", "avro")}
+OPTIONAL_BUILTIN: dict[str, tuple[str, str]] = {"avro": ("kafka_consumer_app.engine.avro.deserialize_avro", "avro")}
 
 
 @lru_cache(maxsize=64)

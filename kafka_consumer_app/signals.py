@@ -17,7 +17,7 @@ Connect receivers the Django way, in ``<app>/kafka_handlers.py`` (autodiscovered
 
 Every receiver is called with these keyword arguments:
 
-- ``sender``: the :class:`~kafka_consumer_app.consumer.EventConsumer` class. Do not pass
+- ``sender``: the :class:`~kafka_consumer_app.engine.consumer.EventConsumer` class. Do not pass
   ``sender=`` to ``@receiver``: Django matches senders by identity, never by name.
 - ``signal``: the signal itself.
 - ``message``: a :class:`~kafka_consumer_app.message.Message`.

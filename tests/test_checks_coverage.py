@@ -15,9 +15,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from kafka_consumer_app import conf
-from kafka_consumer_app.conf import RETRY_DOC, SETTINGS_DOC, TOPIC_SETTINGS_DOC, Problem
 from kafka_consumer_app.exceptions import ConfigurationError
+from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings.conf import RETRY_DOC, SETTINGS_DOC, TOPIC_SETTINGS_DOC, Problem
 
 VALID = {"BOOTSTRAP_SERVERS": "kafka-1:9092", "GROUP_ID": "svc"}
 

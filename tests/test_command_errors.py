@@ -19,8 +19,8 @@ import uuid
 import pytest
 from django.core.management import CommandError, call_command
 
-from kafka_consumer_app import conf
 from kafka_consumer_app.exceptions import EXIT_CONFIGURATION, EXIT_HANDLER_FAILED
+from kafka_consumer_app.settings import conf
 from kafka_consumer_app.testing.broker import free_port
 
 from .kafka_utils import MANAGE, ROOT, committed, produce, wait_for

@@ -12,11 +12,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from kafka_consumer_app.conf import RetryConfig
+from kafka_consumer_app.engine.failures import HEADER_ATTEMPTS, HEADER_REASON, CircuitBreaker, RetryPolicy
+from kafka_consumer_app.engine.watchdog import Watchdog
 from kafka_consumer_app.exceptions import EXIT_HANDLER_FAILED, EXIT_STALLED
-from kafka_consumer_app.failures import HEADER_ATTEMPTS, HEADER_REASON, CircuitBreaker, RetryPolicy
+from kafka_consumer_app.settings.conf import RetryConfig
 from kafka_consumer_app.signals import topic_signal
-from kafka_consumer_app.watchdog import Watchdog
 
 from .kafka_utils import ConsumerProcess, committed, produce, read_records, read_topic, wait_for
 
@@ -69,7 +69,7 @@ def test_the_watchdog_logs_a_receiver_past_its_soft_limit_with_its_stack(caplog)
         time.sleep(0.6)
 
     try:
-        with caplog.at_level(logging.WARNING, logger="kafka_consumer_app.watchdog"), watchdog.watching("t[0]@7"):
+        with caplog.at_level(logging.WARNING, logger="kafka_consumer_app.engine.watchdog"), watchdog.watching("t[0]@7"):
             slow_receiver_body()
     finally:
         watchdog.stop()

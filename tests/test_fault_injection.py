@@ -30,8 +30,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 from django.core.management import call_command
 
-from kafka_consumer_app.exceptions import EXIT_HANDLER_FAILED
-from kafka_consumer_app.failures import (
+from kafka_consumer_app.engine.failures import (
     HEADER_ATTEMPTS,
     HEADER_EXCEPTION_CLASS,
     HEADER_EXCEPTION_MESSAGE,
@@ -46,6 +45,7 @@ from kafka_consumer_app.failures import (
     REASON_MALFORMED,
     REASON_RECEIVER_FAILED,
 )
+from kafka_consumer_app.exceptions import EXIT_HANDLER_FAILED
 from kafka_consumer_app.testing.broker import LocalKafkaBroker
 
 from .kafka_utils import (

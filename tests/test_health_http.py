@@ -13,8 +13,8 @@ from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from kafka_consumer_app import conf
-from kafka_consumer_app.health import Readiness
+from kafka_consumer_app.observers.health import Readiness
+from kafka_consumer_app.settings import conf
 from kafka_consumer_app.testing.broker import free_port
 
 from .kafka_utils import ConsumerProcess, produce, read_records, wait_for

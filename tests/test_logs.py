@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from kafka_consumer_app.logs import RepeatFilter
+from kafka_consumer_app.observers.logs import RepeatFilter
 
 
 def record(message: str) -> logging.LogRecord:

@@ -25,8 +25,9 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
-from kafka_consumer_app import conf, manifests
+from kafka_consumer_app.operations import manifests
 from kafka_consumer_app.probe import default_heartbeat_file
+from kafka_consumer_app.settings import conf
 
 from .kafka_utils import ROOT, ConsumerProcess, committed, finished, produce, read_records, settings_env, wait_for
 

@@ -19,12 +19,12 @@ from django.core.management import call_command
 from edx_django_utils.monitoring import TelemetryBackend
 from prometheus_client.parser import text_string_to_metric_families
 
-from kafka_consumer_app import health
-from kafka_consumer_app.conf import get_topic_config
-from kafka_consumer_app.metrics import ConsumerMetrics
-from kafka_consumer_app.monitoring import Monitoring, monitoring_configured
+from kafka_consumer_app.engine.stats import partition_lags, total_lag
+from kafka_consumer_app.observers import health
+from kafka_consumer_app.observers.metrics import ConsumerMetrics
+from kafka_consumer_app.observers.monitoring import Monitoring, monitoring_configured
+from kafka_consumer_app.settings.conf import get_topic_config
 from kafka_consumer_app.signals import topic_signal
-from kafka_consumer_app.stats import partition_lags, total_lag
 from kafka_consumer_app.testing.broker import free_port
 
 from .kafka_utils import committed, read_records, wait_for

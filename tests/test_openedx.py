@@ -5,7 +5,7 @@ The schema registry is confluent-kafka's in-process mock (``mock://``): no Confl
 Registry server can be had from the package registries this project reaches. Its schemas
 live in one client object, so the producer and ``consume_events`` run in this one process
 (``call_command``) and the producer registers its schemas through the consumer's client
-(``kafka_consumer_app.avro.schema_registry_client()``). Kafka itself is never mocked.
+(``kafka_consumer_app.engine.avro.schema_registry_client()``). Kafka itself is never mocked.
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED, SESSION_L
 from openedx_events.management.commands.consume_events import Command as OpenEdxConsumeEvents
 from openedx_events.tooling import OpenEdxPublicSignal
 
-from kafka_consumer_app import avro, conf
-from kafka_consumer_app.dispatch import Dispatcher
+from kafka_consumer_app.engine import avro
+from kafka_consumer_app.engine.dispatch import Dispatcher
+from kafka_consumer_app.engine.failures import HEADER_EXCEPTION_MESSAGE, HEADER_REASON, HEADER_RECEIVERS
 from kafka_consumer_app.exceptions import EXIT_CONFIGURATION, EXIT_HANDLER_FAILED
-from kafka_consumer_app.failures import HEADER_EXCEPTION_MESSAGE, HEADER_REASON, HEADER_RECEIVERS
 from kafka_consumer_app.management.commands.consume_events import Command as ConsumeEvents
 from kafka_consumer_app.message import Message
 from kafka_consumer_app.openedx import OpenEdxEvent
+from kafka_consumer_app.settings import conf
 from kafka_consumer_app.signals import topic_signal
 
 from .kafka_utils import ROOT, committed, produce, read_topic

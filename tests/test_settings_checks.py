@@ -8,10 +8,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from kafka_consumer_app import conf
-from kafka_consumer_app.conf import MANAGED_OPTIONS, Problem, get_topic_config
-from kafka_consumer_app.consumer import EventConsumer
+from kafka_consumer_app.engine.consumer import EventConsumer
 from kafka_consumer_app.exceptions import ConfigurationError
+from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings.conf import MANAGED_OPTIONS, Problem, get_topic_config
 
 VALID = {"BOOTSTRAP_SERVERS": "127.0.0.1:9092", "GROUP_ID": "svc"}
 NO_GROUP = {"BOOTSTRAP_SERVERS": "127.0.0.1:9092"}

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from kafka_consumer_app.shutdown import GracefulShutdown, StopRequest
+from kafka_consumer_app.engine.shutdown import GracefulShutdown, StopRequest
 
 from .kafka_utils import wait_for
 

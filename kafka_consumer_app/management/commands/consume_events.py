@@ -2,7 +2,7 @@
 ``./manage.py consume_events --topic TOPIC``: consume one topic until stopped.
 
 A thin adapter: it parses options, maps ``--verbosity`` to a log level, builds an
-:class:`~kafka_consumer_app.consumer.EventConsumer` and calls ``run()``. Exit codes are
+:class:`~kafka_consumer_app.engine.consumer.EventConsumer` and calls ``run()``. Exit codes are
 listed in :mod:`kafka_consumer_app.exceptions` and in the README.
 """
 
@@ -18,11 +18,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from kafka_consumer_app import conf, health
-from kafka_consumer_app.consumer import EventConsumer, RunOptions
+from kafka_consumer_app.engine.consumer import EventConsumer, RunOptions
+from kafka_consumer_app.engine.offsets import OffsetReset, parse_offset_time
+from kafka_consumer_app.engine.shutdown import GracefulShutdown, StopRequest
 from kafka_consumer_app.exceptions import ConfigurationError, KafkaConsumerAppError
-from kafka_consumer_app.offsets import OffsetReset, parse_offset_time
-from kafka_consumer_app.shutdown import GracefulShutdown, StopRequest
+from kafka_consumer_app.observers import health
+from kafka_consumer_app.settings import conf
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
 

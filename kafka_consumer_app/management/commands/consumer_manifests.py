@@ -1,7 +1,7 @@
 """
 ``./manage.py consumer_manifests --image IMAGE``: render the Kubernetes manifests of the consumers.
 
-A thin adapter over :mod:`kafka_consumer_app.manifests`: YAML on stdout, or files and a
+A thin adapter over :mod:`kafka_consumer_app.operations.manifests`: YAML on stdout, or files and a
 kustomization.yaml in ``--output DIR``.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kafka_consumer_app import manifests
+from kafka_consumer_app.operations import manifests
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """
 ``./manage.py consumer_status --topic TOPIC``: the consumer group's lag and members on one topic.
 
-A thin adapter over :mod:`kafka_consumer_app.status`: it resolves the topic's settings as
+A thin adapter over :mod:`kafka_consumer_app.operations.status`: it resolves the topic's settings as
 ``consume_events`` does (``TOPIC_PREFIX``, the group), reads the report and prints it as an
 aligned table, or as JSON with ``--json``. Errors are one line with the exit codes of
 ``consume_events`` (1 for a missing topic, an unreachable cluster or rejected credentials).
@@ -13,10 +13,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kafka_consumer_app import conf
 from kafka_consumer_app.exceptions import KafkaConsumerAppError
 from kafka_consumer_app.management.commands.consume_events import configure_logging
-from kafka_consumer_app.status import read_status, render_json, render_table
+from kafka_consumer_app.operations.status import read_status, render_json, render_table
+from kafka_consumer_app.settings import conf
 
 
 class Command(BaseCommand):

@@ -13,11 +13,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kafka_consumer_app import conf
-from kafka_consumer_app.conf import FailureConfig, TopicConfig
 from kafka_consumer_app.exceptions import ConfigurationError, KafkaConsumerAppError
 from kafka_consumer_app.management.commands.consume_events import configure_logging, positive_int
-from kafka_consumer_app.replay import DeadLetterReplayer, ReplayOptions
+from kafka_consumer_app.operations.replay import DeadLetterReplayer, ReplayOptions
+from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings.conf import FailureConfig, TopicConfig
 
 
 class Command(BaseCommand):

@@ -38,9 +38,9 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from kafka_consumer_app import conf
 from kafka_consumer_app.exceptions import ConfigurationError, SchemaRegistryUnavailableError
 from kafka_consumer_app.serialization import ContextDeserializer, DeserializationContext
+from kafka_consumer_app.settings import conf
 
 #: HTTP statuses of the registry that say nothing about the message: try again after a restart.
 UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})

@@ -13,7 +13,7 @@ checks that age without starting Django.
     200 when this consumer is a member of its group with its assignment, 503 otherwise
     (readiness; the rule is :class:`Readiness`).
 ``/metrics``
-    The Prometheus metrics of :mod:`kafka_consumer_app.metrics`.
+    The Prometheus metrics of :mod:`kafka_consumer_app.observers.metrics`.
 
 :func:`hooks_for` builds the hooks that the settings ask for; ``consume_events`` runs with them.
 """
@@ -34,17 +34,17 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from kafka_consumer_app.conf import describe_bind_error
+from kafka_consumer_app.engine.hooks import ConsumerHooks
+from kafka_consumer_app.engine.stats import group_state
 from kafka_consumer_app.exceptions import ConfigurationError
-from kafka_consumer_app.hooks import ConsumerHooks
-from kafka_consumer_app.logs import MessageLog
-from kafka_consumer_app.metrics import ConsumerMetrics
-from kafka_consumer_app.monitoring import Monitoring, monitoring_configured
-from kafka_consumer_app.stats import group_state
+from kafka_consumer_app.observers.logs import MessageLog
+from kafka_consumer_app.observers.metrics import ConsumerMetrics
+from kafka_consumer_app.observers.monitoring import Monitoring, monitoring_configured
+from kafka_consumer_app.settings.conf import describe_bind_error
 
 if TYPE_CHECKING:
-    from kafka_consumer_app.conf import TopicConfig
-    from kafka_consumer_app.consumer import EventConsumer
+    from kafka_consumer_app.engine.consumer import EventConsumer
+    from kafka_consumer_app.settings.conf import TopicConfig
 
 logger = logging.getLogger(__name__)
 

@@ -19,20 +19,20 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
-from kafka_consumer_app.conf import TopicConfig
-from kafka_consumer_app.exceptions import (
-    BrokerUnavailableError,
-    ConfigurationError,
-    DeadLetterError,
-    TopicNotFoundError,
-)
-from kafka_consumer_app.failures import (
+from kafka_consumer_app.engine.failures import (
     HEADER_EXCEPTION_CLASS,
     HEADER_PREFIX,
     HEADER_REASON,
     HEADER_TOPIC,
     producer_config,
 )
+from kafka_consumer_app.exceptions import (
+    BrokerUnavailableError,
+    ConfigurationError,
+    DeadLetterError,
+    TopicNotFoundError,
+)
+from kafka_consumer_app.settings.conf import TopicConfig
 
 logger = logging.getLogger(__name__)
 

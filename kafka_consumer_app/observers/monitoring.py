@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from edx_django_utils.monitoring import function_trace, set_custom_attribute
 
-from kafka_consumer_app.hooks import ConsumerHooks
+from kafka_consumer_app.engine.hooks import ConsumerHooks
 
 try:  # the New Relic agent is optional; edx-django-utils reports to it when it is installed
     import newrelic.agent as newrelic_agent
@@ -31,7 +31,7 @@ except ImportError:
     newrelic_agent = None
 
 if TYPE_CHECKING:
-    from kafka_consumer_app.consumer import EventConsumer
+    from kafka_consumer_app.engine.consumer import EventConsumer
     from kafka_consumer_app.message import Message
 
 #: The CloudEvents (Kafka binding) header carrying the event's id.

@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
-from kafka_consumer_app.hooks import DEAD_LETTERED, HANDLED, OUTCOMES, SKIPPED, ConsumerHooks
-from kafka_consumer_app.stats import partition_lags
+from kafka_consumer_app.engine.hooks import DEAD_LETTERED, HANDLED, OUTCOMES, SKIPPED, ConsumerHooks
+from kafka_consumer_app.engine.stats import partition_lags
 
 if TYPE_CHECKING:
     from confluent_kafka import KafkaError
     from confluent_kafka import Message as KafkaMessage
 
-    from kafka_consumer_app.consumer import EventConsumer
+    from kafka_consumer_app.engine.consumer import EventConsumer
 
 #: The ``kind`` label values of ``kafka_consumer_rebalances_total``.
 REBALANCE_KINDS = ("assigned", "revoked", "lost")

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core import checks
 
-from kafka_consumer_app import conf
+from kafka_consumer_app.settings import conf
 
 TAG = "kafka_consumer_app"
 

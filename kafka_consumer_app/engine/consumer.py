@@ -21,9 +21,32 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 from django.db import close_old_connections
 
-from kafka_consumer_app.conf import TopicConfig
-from kafka_consumer_app.db import OldConnectionCloser
-from kafka_consumer_app.dispatch import Dispatcher, DispatchResult
+from kafka_consumer_app.engine.db import OldConnectionCloser
+from kafka_consumer_app.engine.dispatch import Dispatcher, DispatchResult
+from kafka_consumer_app.engine.failures import (
+    REASON_MALFORMED,
+    CircuitBreaker,
+    DeadLetterProducer,
+    FailureReport,
+    PendingRetry,
+    RetryPolicy,
+    RetryScheduler,
+)
+from kafka_consumer_app.engine.hooks import (
+    DEAD_LETTERED,
+    FAILED,
+    HANDLED,
+    HOOK_POINTS,
+    RETRIED,
+    SKIPPED,
+    ConsumerHooks,
+    around_dispatch,
+    overriding,
+)
+from kafka_consumer_app.engine.offsets import OffsetReset, reset_positions
+from kafka_consumer_app.engine.shutdown import StopRequest
+from kafka_consumer_app.engine.stats import total_lag
+from kafka_consumer_app.engine.watchdog import Watchdog
 from kafka_consumer_app.exceptions import (
     AuthenticationError,
     BrokerUnavailableError,
@@ -35,33 +58,10 @@ from kafka_consumer_app.exceptions import (
     MessageFailedError,
     TopicNotFoundError,
 )
-from kafka_consumer_app.failures import (
-    REASON_MALFORMED,
-    CircuitBreaker,
-    DeadLetterProducer,
-    FailureReport,
-    PendingRetry,
-    RetryPolicy,
-    RetryScheduler,
-)
-from kafka_consumer_app.hooks import (
-    DEAD_LETTERED,
-    FAILED,
-    HANDLED,
-    HOOK_POINTS,
-    RETRIED,
-    SKIPPED,
-    ConsumerHooks,
-    around_dispatch,
-    overriding,
-)
 from kafka_consumer_app.message import Message, decode_event_type, to_datetime
-from kafka_consumer_app.offsets import OffsetReset, reset_positions
 from kafka_consumer_app.redaction import redact_text, redacted, secret_values
 from kafka_consumer_app.serialization import deserialize, get_deserializer
-from kafka_consumer_app.shutdown import StopRequest
-from kafka_consumer_app.stats import total_lag
-from kafka_consumer_app.watchdog import Watchdog
+from kafka_consumer_app.settings.conf import TopicConfig
 
 logger = logging.getLogger(__name__)
 librdkafka_logger = logging.getLogger("kafka_consumer_app.librdkafka")

@@ -18,13 +18,13 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from kafka_consumer_app.hooks import ConsumerHooks
+from kafka_consumer_app.engine.hooks import ConsumerHooks
 from kafka_consumer_app.message import decode_event_type
 
 if TYPE_CHECKING:
     from confluent_kafka import Message as KafkaMessage
 
-    from kafka_consumer_app.consumer import EventConsumer
+    from kafka_consumer_app.engine.consumer import EventConsumer
 
 logger = logging.getLogger("kafka_consumer_app.messages")
 

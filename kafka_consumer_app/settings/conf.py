@@ -190,7 +190,7 @@ TOPIC_SETTINGS_DOC: dict[str, tuple[Any, str]] = {
     "CIRCUIT_BREAKER": (5, "This topic's circuit breaker threshold; overrides the top-level one."),
     "HANDLER_SOFT_TIMEOUT": (60.0, "This topic's soft receiver time limit, in seconds."),
     "HANDLER_HARD_TIMEOUT": (None, "This topic's hard receiver time limit, in seconds."),
-    # Read only by consumer_manifests (kafka_consumer_app.manifests); each may also be set in MANIFESTS for every topic.
+    # Read only by consumer_manifests (operations.manifests); each may also be set in MANIFESTS for every topic.
     "REPLICAS": (1, "Replicas of the topic's Deployment when KEDA does not scale it; at most PARTITIONS."),
     "PARTITIONS": (
         None,

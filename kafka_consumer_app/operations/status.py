@@ -37,15 +37,15 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from kafka_consumer_app.conf import TopicConfig
+from kafka_consumer_app.engine.failures import CONNECTION_OPTION_PREFIXES
 from kafka_consumer_app.exceptions import (
     AuthenticationError,
     BrokerUnavailableError,
     ConfigurationError,
     TopicNotFoundError,
 )
-from kafka_consumer_app.failures import CONNECTION_OPTION_PREFIXES
 from kafka_consumer_app.redaction import redact_text, secret_values
+from kafka_consumer_app.settings.conf import TopicConfig
 
 logger = logging.getLogger(__name__)
 

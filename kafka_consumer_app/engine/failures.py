@@ -27,10 +27,10 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 from django.utils.module_loading import import_string
 
-from kafka_consumer_app.conf import RetryConfig, TopicConfig
-from kafka_consumer_app.dispatch import ReceiverFailure
+from kafka_consumer_app.engine.dispatch import ReceiverFailure
 from kafka_consumer_app.exceptions import ConfigurationError, DeadLetterError
 from kafka_consumer_app.redaction import redact_text, secret_values
+from kafka_consumer_app.settings.conf import RetryConfig, TopicConfig
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from confluent_kafka import KafkaError
     from confluent_kafka import Message as KafkaMessage
 
-    from kafka_consumer_app.consumer import EventConsumer
+    from kafka_consumer_app.engine.consumer import EventConsumer
     from kafka_consumer_app.message import Message
 
 #: The outcomes ``after_message`` reports for a message.
