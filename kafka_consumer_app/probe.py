@@ -1,7 +1,7 @@
 """
 The liveness probe: is the consume loop's heartbeat file fresh?
 
-It imports nothing of Django or of the rest of this package, so it starts in tens of
+It imports nothing of Django, and of this package only :mod:`kafka_consumer_app.heartbeat`, so it starts in tens of
 milliseconds and works even when the app's settings are broken::
 
     python -m kafka_consumer_app.probe --topic orders --max-age 60
@@ -16,18 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
-import tempfile
 import time
 
+from kafka_consumer_app.heartbeat import default_heartbeat_file
+
 DEFAULT_MAX_AGE = 60.0
-
-
-def default_heartbeat_file(topic: str) -> str:
-    """The heartbeat file of ``topic`` when HEARTBEAT_FILE is not set: ``<tmp>/kafka-consumer-<topic>.heartbeat``."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", topic)
-    return os.path.join(tempfile.gettempdir(), f"kafka-consumer-{safe}.heartbeat")
 
 
 def heartbeat_age(path: str, now: float | None = None) -> float | None:

@@ -129,7 +129,7 @@ class EventConsumer:
         # Per hook point, only the hooks that implement it: points nobody implements cost nothing.
         self._hooked = {name: overriding(self.hooks, name) for name in HOOK_POINTS}
         self._close_old_connections: Callable[[], None] = close_old_connections  # bound per thread in run()
-        self.dispatcher = Dispatcher(config.topic, sender=EventConsumer, openedx_events=config.openedx_events)
+        self.dispatcher = Dispatcher(config.topic, sender=EventConsumer, more_receivers=_value_signal_receivers(config))
         self.summary = RunSummary()
         self._value_deserializer = get_deserializer(config.deserializer)
         self._key_deserializer = get_deserializer(config.key_deserializer)
@@ -724,6 +724,15 @@ class EventConsumer:
     def _raise_if_fatal(self) -> None:
         if self._fatal is not None:
             raise self._fatal
+
+
+def _value_signal_receivers(config: TopicConfig) -> Callable[[], bool] | None:
+    """For an Open edX topic, whether any OpenEdxPublicSignal has a receiver; None for other topics."""
+    if not config.openedx_events:
+        return None
+    from kafka_consumer_app.engine.openedx import any_openedx_receivers  # needs the openedx extra
+
+    return any_openedx_receivers
 
 
 def _without_secrets(text: str) -> str:

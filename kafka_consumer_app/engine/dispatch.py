@@ -7,7 +7,7 @@ stop the others) but one by one, so that each call is timed for metrics and ever
 is reported back to the consumer, which decides what happens to the message (it is never
 committed as if handled).
 
-A value that is a :class:`SignalEvent` (an Open edX event, see :mod:`kafka_consumer_app.openedx`)
+A value that is a :class:`SignalEvent` (an Open edX event, see :mod:`kafka_consumer_app.engine.openedx`)
 brings a signal of its own, sent last, its own way; each of its receivers that failed is
 reported like any other, and a retry calls only those again.
 """
@@ -113,22 +113,18 @@ def live_receivers(signal: Signal, sender: object) -> list[Callable[..., Any]]:
 class Dispatcher:
     """Sends one topic's messages to the receivers of ``topic_signal`` and ``event_signal``."""
 
-    def __init__(self, topic: str, sender: object, openedx_events: bool = False) -> None:
+    def __init__(self, topic: str, sender: object, more_receivers: Callable[[], bool] | None = None) -> None:
         self.topic = topic
         self.sender = sender
         self.topic_signal = topic_signal(topic)
-        #: The topic carries Open edX events: receivers of OpenEdxPublicSignals count as receivers.
-        self.openedx_events = openedx_events
+        #: Whether the values' own signals have receivers (Open edX events bring their signals along).
+        self.more_receivers = more_receivers
 
     def has_receivers(self) -> bool:
         """True when a message of this topic would reach at least one receiver."""
         if self.topic_signal.has_listeners(self.sender) or any_event_receivers(self.sender):
             return True
-        if self.openedx_events:
-            from kafka_consumer_app.openedx import any_openedx_receivers  # needs the openedx extra
-
-            return any_openedx_receivers()
-        return False
+        return self.more_receivers is not None and self.more_receivers()
 
     def dispatch(self, message: Message) -> DispatchResult:
         """Call every receiver of the message's signals, as ``send_robust`` would, and report each call."""

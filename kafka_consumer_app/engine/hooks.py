@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from confluent_kafka import KafkaError
     from confluent_kafka import Message as KafkaMessage
 
-    from kafka_consumer_app.engine.consumer import EventConsumer
     from kafka_consumer_app.message import Message
+    from kafka_consumer_app.settings.conf import TopicConfig
 
 #: The outcomes ``after_message`` reports for a message.
 HANDLED = "handled"
@@ -29,28 +29,37 @@ FAILED = "failed"
 OUTCOMES = (HANDLED, RETRIED, DEAD_LETTERED, SKIPPED, FAILED)
 
 
+class ConsumerView(Protocol):
+    """What a hook may read of the consumer that calls it; hooks are typed against this, not the engine."""
+
+    @property
+    def config(self) -> TopicConfig:
+        """The resolved settings of the topic being consumed."""
+        ...
+
+
 class ConsumerHooks:
     """Base class of loop observers; every hook is a no-op here."""
 
     #: Set to True to receive ``after_stats``; the consumer then enables librdkafka statistics.
     wants_statistics = False
 
-    def before_start(self, consumer: EventConsumer) -> None:
+    def before_start(self, consumer: ConsumerView) -> None:
         """Called once, before the consumer subscribes."""
 
-    def after_poll(self, consumer: EventConsumer) -> None:
+    def after_poll(self, consumer: ConsumerView) -> None:
         """Called after every poll, whether it returned messages or not, and between messages: the loop is alive."""
 
-    def after_assign(self, consumer: EventConsumer, partitions: Sequence[int]) -> None:
+    def after_assign(self, consumer: ConsumerView, partitions: Sequence[int]) -> None:
         """Called when the group assigned ``partitions`` to this consumer."""
 
-    def after_revoke(self, consumer: EventConsumer, partitions: Sequence[int], lost: bool) -> None:
+    def after_revoke(self, consumer: ConsumerView, partitions: Sequence[int], lost: bool) -> None:
         """Called when ``partitions`` were revoked (``lost`` when taken without a clean revoke)."""
 
-    def before_message(self, consumer: EventConsumer, message: Message) -> None:
+    def before_message(self, consumer: ConsumerView, message: Message) -> None:
         """Called before a message is dispatched to its receivers."""
 
-    def dispatching(self, consumer: EventConsumer, message: Message) -> AbstractContextManager[Any]:
+    def dispatching(self, consumer: ConsumerView, message: Message) -> AbstractContextManager[Any]:
         """
         Return a context manager that the dispatch of ``message`` to its receivers runs inside.
 
@@ -59,19 +68,19 @@ class ConsumerHooks:
         """
         return nullcontext()
 
-    def after_receiver(self, consumer: EventConsumer, receiver: str, seconds: float, error: Exception | None) -> None:
+    def after_receiver(self, consumer: ConsumerView, receiver: str, seconds: float, error: Exception | None) -> None:
         """Called after each receiver returned (``error`` None) or raised, with its run time."""
 
-    def after_message(self, consumer: EventConsumer, raw: KafkaMessage, outcome: str) -> None:
+    def after_message(self, consumer: ConsumerView, raw: KafkaMessage, outcome: str) -> None:
         """Called once the fate of a message attempt is known; ``outcome`` is one of OUTCOMES."""
 
-    def after_stats(self, consumer: EventConsumer, stats: dict[str, Any]) -> None:
+    def after_stats(self, consumer: ConsumerView, stats: dict[str, Any]) -> None:
         """Called with librdkafka's statistics (see its STATISTICS.md) when ``wants_statistics``."""
 
-    def after_commit_failed(self, consumer: EventConsumer, error: KafkaError | Exception) -> None:
+    def after_commit_failed(self, consumer: ConsumerView, error: KafkaError | Exception) -> None:
         """Called when committing offsets failed (they stay stored and are retried)."""
 
-    def after_stop(self, consumer: EventConsumer) -> None:
+    def after_stop(self, consumer: ConsumerView) -> None:
         """Called once the loop ended, cleanly or not, before the client is closed."""
 
 
@@ -86,7 +95,7 @@ def overriding(hooks: Iterable[ConsumerHooks], name: str) -> list[ConsumerHooks]
 
 
 @contextmanager
-def around_dispatch(hooks: Iterable[ConsumerHooks], consumer: EventConsumer, message: Message) -> Iterator[None]:
+def around_dispatch(hooks: Iterable[ConsumerHooks], consumer: ConsumerView, message: Message) -> Iterator[None]:
     """Run the block inside the ``dispatching`` context of every hook in ``hooks``, the first one outermost."""
     with ExitStack() as stack:
         for hook in hooks:

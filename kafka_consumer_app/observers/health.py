@@ -43,7 +43,7 @@ from kafka_consumer_app.observers.monitoring import Monitoring, monitoring_confi
 from kafka_consumer_app.settings.conf import describe_bind_error
 
 if TYPE_CHECKING:
-    from kafka_consumer_app.engine.consumer import EventConsumer
+    from kafka_consumer_app.engine.hooks import ConsumerView
     from kafka_consumer_app.settings.conf import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -57,19 +57,19 @@ class Heartbeat(ConsumerHooks):
         self.interval = interval
         self._touched = 0.0
 
-    def before_start(self, consumer: EventConsumer) -> None:
+    def before_start(self, consumer: ConsumerView) -> None:
         """Create the file's directory and touch it once: the process is starting."""
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
         self.touch()
 
-    def after_poll(self, consumer: EventConsumer) -> None:
+    def after_poll(self, consumer: ConsumerView) -> None:
         """The loop is alive: touch the file unless it was touched within ``interval``."""
         if time.monotonic() - self._touched >= self.interval:
             self.touch()
 
-    def after_stop(self, consumer: EventConsumer) -> None:
+    def after_stop(self, consumer: ConsumerView) -> None:
         """Remove the file: a stopped loop is not alive."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
@@ -155,7 +155,7 @@ class HealthServer(ConsumerHooks):
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def before_start(self, consumer: EventConsumer) -> None:
+    def before_start(self, consumer: ConsumerView) -> None:
         """Bind the port (ConfigurationError if it cannot be) and start serving."""
         self._polled_at = time.monotonic()
         try:
@@ -170,23 +170,23 @@ class HealthServer(ConsumerHooks):
         self._thread.start()
         logger.info("Serving /healthz, /readyz and /metrics on http://%s:%d.", self.host, self.port)
 
-    def after_poll(self, consumer: EventConsumer) -> None:
+    def after_poll(self, consumer: ConsumerView) -> None:
         """The loop is alive."""
         self._polled_at = time.monotonic()
 
-    def after_assign(self, consumer: EventConsumer, partitions: Sequence[int]) -> None:
+    def after_assign(self, consumer: ConsumerView, partitions: Sequence[int]) -> None:
         """Record the assignment for /readyz."""
         self.readiness.assigned(partitions)
 
-    def after_revoke(self, consumer: EventConsumer, partitions: Sequence[int], lost: bool) -> None:
+    def after_revoke(self, consumer: ConsumerView, partitions: Sequence[int], lost: bool) -> None:
         """Record the revocation for /readyz."""
         self.readiness.revoked(partitions, lost)
 
-    def after_stats(self, consumer: EventConsumer, stats: dict[str, Any]) -> None:
+    def after_stats(self, consumer: ConsumerView, stats: dict[str, Any]) -> None:
         """Record the group state for /readyz."""
         self.readiness.observe(stats)
 
-    def after_stop(self, consumer: EventConsumer) -> None:
+    def after_stop(self, consumer: ConsumerView) -> None:
         """Stop serving and release the port."""
         server, self._server = self._server, None
         if server is None:

@@ -24,7 +24,8 @@ from kafka_consumer_app.message import decode_event_type
 if TYPE_CHECKING:
     from confluent_kafka import Message as KafkaMessage
 
-    from kafka_consumer_app.engine.consumer import EventConsumer
+    from kafka_consumer_app.engine.hooks import ConsumerView
+
 
 logger = logging.getLogger("kafka_consumer_app.messages")
 
@@ -38,11 +39,11 @@ class MessageLog(ConsumerHooks):
     def __init__(self) -> None:
         self._polled_at = time.monotonic()
 
-    def after_poll(self, consumer: EventConsumer) -> None:
+    def after_poll(self, consumer: ConsumerView) -> None:
         """A message handled next starts now."""
         self._polled_at = time.monotonic()
 
-    def after_message(self, consumer: EventConsumer, raw: KafkaMessage, outcome: str) -> None:
+    def after_message(self, consumer: ConsumerView, raw: KafkaMessage, outcome: str) -> None:
         """Log the attempt's coordinates, event type, outcome and duration."""
         if not logger.isEnabledFor(logging.DEBUG):
             return

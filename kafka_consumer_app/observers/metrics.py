@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from confluent_kafka import KafkaError
     from confluent_kafka import Message as KafkaMessage
 
-    from kafka_consumer_app.engine.consumer import EventConsumer
+    from kafka_consumer_app.engine.hooks import ConsumerView
+
 
 #: The ``kind`` label values of ``kafka_consumer_rebalances_total``.
 REBALANCE_KINDS = ("assigned", "revoked", "lost")
@@ -104,14 +105,14 @@ class ConsumerMetrics(ConsumerHooks):
         self._durations: dict[str, Any] = {}
         self._lag_partitions: set[int] = set()
 
-    def after_receiver(self, consumer: EventConsumer, receiver: str, seconds: float, error: Exception | None) -> None:
+    def after_receiver(self, consumer: ConsumerView, receiver: str, seconds: float, error: Exception | None) -> None:
         """Time the receiver call."""
         histogram = self._durations.get(receiver)
         if histogram is None:
             histogram = self._durations[receiver] = self.handler_duration.labels(self.topic, receiver)
         histogram.observe(seconds)
 
-    def after_message(self, consumer: EventConsumer, raw: KafkaMessage, outcome: str) -> None:
+    def after_message(self, consumer: ConsumerView, raw: KafkaMessage, outcome: str) -> None:
         """Count the attempt; remember the timestamp of a processed message."""
         self._messages[outcome].inc()
         if outcome in PROCESSED:
@@ -119,17 +120,17 @@ class ConsumerMetrics(ConsumerHooks):
             if kind != _TIMESTAMP_NOT_AVAILABLE:
                 self._last_message_timestamp.set(milliseconds / 1000)
 
-    def after_assign(self, consumer: EventConsumer, partitions: Sequence[int]) -> None:
+    def after_assign(self, consumer: ConsumerView, partitions: Sequence[int]) -> None:
         """Count the assignment."""
         self._rebalances["assigned"].inc()
 
-    def after_revoke(self, consumer: EventConsumer, partitions: Sequence[int], lost: bool) -> None:
+    def after_revoke(self, consumer: ConsumerView, partitions: Sequence[int], lost: bool) -> None:
         """Count the revocation; drop the lag of partitions that now belong to another member."""
         self._rebalances["lost" if lost else "revoked"].inc()
         for partition in partitions:
             self._forget_lag(partition)
 
-    def after_stats(self, consumer: EventConsumer, stats: dict[str, Any]) -> None:
+    def after_stats(self, consumer: ConsumerView, stats: dict[str, Any]) -> None:
         """Set the lag of every partition this consumer fetches; drop the others."""
         lags = partition_lags(stats, self.topic)
         for partition in self._lag_partitions - set(lags):
@@ -138,7 +139,7 @@ class ConsumerMetrics(ConsumerHooks):
             self.lag.labels(self.topic, str(partition)).set(lag)
         self._lag_partitions = set(lags)
 
-    def after_commit_failed(self, consumer: EventConsumer, error: KafkaError | Exception) -> None:
+    def after_commit_failed(self, consumer: ConsumerView, error: KafkaError | Exception) -> None:
         """Count the failed commit."""
         self._commit_failures.inc()
 

@@ -31,7 +31,7 @@ except ImportError:
     newrelic_agent = None
 
 if TYPE_CHECKING:
-    from kafka_consumer_app.engine.consumer import EventConsumer
+    from kafka_consumer_app.engine.hooks import ConsumerView
     from kafka_consumer_app.message import Message
 
 #: The CloudEvents (Kafka binding) header carrying the event's id.
@@ -75,7 +75,7 @@ class Monitoring(ConsumerHooks):
     """Traces the receivers of each message and tags the trace with the message's coordinates."""
 
     @contextmanager
-    def dispatching(self, consumer: EventConsumer, message: Message) -> Iterator[None]:
+    def dispatching(self, consumer: ConsumerView, message: Message) -> Iterator[None]:
         """Open a transaction and a trace, then set the attributes on them."""
         with _transaction(f"kafka_consumer_app.consume:{message.topic}"), function_trace(TRACE_NAME):
             for key, value in message_attributes(message).items():

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from kafka_consumer_app.exceptions import ConfigurationError
-from kafka_consumer_app.probe import default_heartbeat_file
+from kafka_consumer_app.heartbeat import default_heartbeat_file
 from kafka_consumer_app.serialization import deserializer_problem
 
 #: Documentation of every top-level key: (default, description).
@@ -160,7 +160,7 @@ SCHEMA_REGISTRY_DOC: dict[str, tuple[Any, str]] = {
 }
 
 #: The value deserializer of OPENEDX_EVENTS topics (needs the openedx extra).
-OPENEDX_DESERIALIZER = "kafka_consumer_app.openedx.decode_event"
+OPENEDX_DESERIALIZER = "kafka_consumer_app.engine.openedx.decode_event"
 
 #: Documentation of every per-topic key under ``TOPICS[<topic>]``.
 TOPIC_SETTINGS_DOC: dict[str, tuple[Any, str]] = {
