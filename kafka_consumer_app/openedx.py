@@ -15,10 +15,11 @@ import logging
 from openedx_events.event_bus import EventBusConsumer as OpenEdxEventBusConsumer
 from openedx_events.tooling import OpenEdxPublicSignal
 
+from kafka_consumer_app.composition import ConsumerSpec, configure_logging, run_consumer
+from kafka_consumer_app.engine.consumer import RunOptions
+from kafka_consumer_app.engine.offsets import OffsetReset, parse_offset_time
 from kafka_consumer_app.engine.openedx import OpenEdxEvent
 from kafka_consumer_app.exceptions import KafkaConsumerAppError
-from kafka_consumer_app.observers import health
-from kafka_consumer_app.settings import conf
 
 __all__ = ["EventBusConsumer", "OpenEdxEvent"]
 
@@ -58,23 +59,20 @@ class EventBusConsumer(OpenEdxEventBusConsumer):
 
     def consume_indefinitely(self) -> None:
         """Consume until stopped (SIGTERM, or the finite mode's limit); exit non-zero on a fatal error."""
-        from kafka_consumer_app.engine.consumer import EventConsumer, RunOptions
-        from kafka_consumer_app.engine.offsets import OffsetReset, parse_offset_time
-        from kafka_consumer_app.engine.shutdown import GracefulShutdown, StopRequest
-        from kafka_consumer_app.management.commands.consume_events import configure_logging
-
         configure_logging(1)
         try:
-            config = conf.get_topic_config(self.topic, self.group_id or None, openedx_events=True)
-            options = RunOptions(
-                max_messages=self.max_messages,
-                idle_timeout=self.idle_timeout,
-                reset=OffsetReset(parse_offset_time(str(self.offset_time))) if self.offset_time else None,
+            run_consumer(
+                ConsumerSpec(
+                    topic=self.topic,
+                    group_id=self.group_id or None,
+                    run=RunOptions(
+                        max_messages=self.max_messages,
+                        idle_timeout=self.idle_timeout,
+                        reset=OffsetReset(parse_offset_time(str(self.offset_time))) if self.offset_time else None,
+                    ),
+                    openedx_events=True,
+                )
             )
-            stop = StopRequest()
-            consumer = EventConsumer(config, options, stop, hooks=health.hooks_for(config))
-            with GracefulShutdown(stop):
-                consumer.run()
         except KafkaConsumerAppError as error:
             logger.error("%s", error)
             raise SystemExit(error.exit_code) from error

@@ -19,8 +19,8 @@ from django.core.management import call_command
 from edx_django_utils.monitoring import TelemetryBackend
 from prometheus_client.parser import text_string_to_metric_families
 
+from kafka_consumer_app import composition
 from kafka_consumer_app.engine.stats import partition_lags, total_lag
-from kafka_consumer_app.observers import health
 from kafka_consumer_app.observers.metrics import ConsumerMetrics
 from kafka_consumer_app.observers.monitoring import Monitoring, monitoring_configured
 from kafka_consumer_app.settings.conf import get_topic_config
@@ -304,11 +304,11 @@ def test_each_message_is_traced_with_its_coordinates_event_type_and_id(kafka_set
 def test_monitoring_is_installed_only_when_edx_django_utils_has_a_backend(settings):
     settings.OPENEDX_TELEMETRY = []
     assert not monitoring_configured()
-    assert not any(isinstance(hook, Monitoring) for hook in health.hooks_for(get_topic_config("orders")))
+    assert not any(isinstance(hook, Monitoring) for hook in composition.hooks_for(get_topic_config("orders")))
 
     settings.OPENEDX_TELEMETRY = ["edx_django_utils.monitoring.DatadogBackend"]
     assert monitoring_configured()
-    assert any(isinstance(hook, Monitoring) for hook in health.hooks_for(get_topic_config("orders")))
+    assert any(isinstance(hook, Monitoring) for hook in composition.hooks_for(get_topic_config("orders")))
 
 
 # -- log lines ---------------------------------------------------------------------------------

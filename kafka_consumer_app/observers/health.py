@@ -15,7 +15,7 @@ checks that age without starting Django.
 ``/metrics``
     The Prometheus metrics of :mod:`kafka_consumer_app.observers.metrics`.
 
-:func:`hooks_for` builds the hooks that the settings ask for; ``consume_events`` runs with them.
+:func:`kafka_consumer_app.composition.hooks_for` builds the hooks that the settings ask for.
 """
 
 from __future__ import annotations
@@ -37,14 +37,10 @@ from prometheus_client.exposition import choose_encoder
 from kafka_consumer_app.engine.hooks import ConsumerHooks
 from kafka_consumer_app.engine.stats import group_state
 from kafka_consumer_app.exceptions import ConfigurationError
-from kafka_consumer_app.observers.logs import MessageLog
-from kafka_consumer_app.observers.metrics import ConsumerMetrics
-from kafka_consumer_app.observers.monitoring import Monitoring, monitoring_configured
 from kafka_consumer_app.settings.conf import describe_bind_error
 
 if TYPE_CHECKING:
     from kafka_consumer_app.engine.hooks import ConsumerView
-    from kafka_consumer_app.settings.conf import TopicConfig
 
 logger = logging.getLogger(__name__)
 
@@ -246,24 +242,3 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Probes every few seconds would flood the log: requests are logged at DEBUG only."""
         logger.debug("Health server: %s - %s", self.address_string(), format % args)
-
-
-def hooks_for(config: TopicConfig) -> list[ConsumerHooks]:
-    """
-    The health and observability hooks that the settings of ``config`` ask for.
-
-    Always the per-message DEBUG log; with a health port, the metrics and the HTTP server (first,
-    so that a port already in use stops the start before anything else); APM monitoring when
-    edx-django-utils has a backend; the heartbeat file unless disabled.
-    """
-    hooks: list[ConsumerHooks] = []
-    if config.health.port:
-        metrics = ConsumerMetrics(config.kafka_topic)
-        hooks.append(HealthServer(config.health.host, config.health.port, config.health.max_age, metrics.registry))
-        hooks.append(metrics)
-    hooks.append(MessageLog())
-    if monitoring_configured():
-        hooks.append(Monitoring())
-    if config.health.heartbeat_file:
-        hooks.append(Heartbeat(config.health.heartbeat_file))
-    return hooks

@@ -1,31 +1,25 @@
 """
 ``./manage.py consume_events --topic TOPIC``: consume one topic until stopped.
 
-A thin adapter: it parses options, maps ``--verbosity`` to a log level, builds an
-:class:`~kafka_consumer_app.engine.consumer.EventConsumer` and calls ``run()``. Exit codes are
-listed in :mod:`kafka_consumer_app.exceptions` and in the README.
+A thin adapter: it parses options, maps ``--verbosity`` to a log level, and hands a
+:class:`~kafka_consumer_app.composition.ConsumerSpec` to the composition root, which builds
+the consumer and runs it. Exit codes are listed in :mod:`kafka_consumer_app.exceptions` and
+in the README.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import logging
-import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
 
-from kafka_consumer_app.engine.consumer import EventConsumer, RunOptions
+from kafka_consumer_app.composition import ConsumerSpec, configure_logging, reset_offsets, run_consumer
+from kafka_consumer_app.engine.consumer import RunOptions
 from kafka_consumer_app.engine.offsets import OffsetReset, parse_offset_time
-from kafka_consumer_app.engine.shutdown import GracefulShutdown, StopRequest
 from kafka_consumer_app.exceptions import ConfigurationError, KafkaConsumerAppError
-from kafka_consumer_app.observers import health
 from kafka_consumer_app.settings import conf
-
-LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
 
 
 def positive_int(text: str) -> int:
@@ -120,29 +114,25 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Build the consumer and run it until a clean stop; turn fatal errors into one line."""
+        """Run the topic's consumer until a clean stop; turn fatal errors into one line."""
         configure_logging(options["verbosity"])
         apply_open_edx_options(options)
         try:
-            config = conf.get_topic_config(options["topic"], options.get("group_id"))
-            if options.get("health_port"):
-                config = dataclasses.replace(
-                    config, health=dataclasses.replace(config.health, port=options["health_port"])
-                )
-            run_options = RunOptions(
-                max_messages=options.get("max_messages"),
-                idle_timeout=options.get("idle_timeout"),
-                allow_no_handlers=options["allow_no_handlers"],
-                reset=offset_reset(options),
+            spec = ConsumerSpec(
+                topic=options["topic"],
+                group_id=options.get("group_id"),
+                run=RunOptions(
+                    max_messages=options.get("max_messages"),
+                    idle_timeout=options.get("idle_timeout"),
+                    allow_no_handlers=options["allow_no_handlers"],
+                    reset=offset_reset(options),
+                ),
+                health_port=options.get("health_port"),
             )
-            stop = StopRequest()
-            consumer = EventConsumer(config, run_options, stop, hooks=health.hooks_for(config))
             if options["reset_only"]:
-                consumer.reset_only()
-                return
-            connections.close_all()  # no connection opened at startup should outlive a fork or idle time
-            with GracefulShutdown(stop):
-                consumer.run()
+                reset_offsets(spec)
+            else:
+                run_consumer(spec)
         except KafkaConsumerAppError as error:
             raise CommandError(str(error), returncode=error.exit_code) from error
 
@@ -157,16 +147,6 @@ def offset_reset(options: dict[str, Any]) -> OffsetReset | None:
     if options.get("reset_only") and reset is None:
         raise ConfigurationError("--reset-only needs --from-beginning or --offset-time to say where to reset to")
     return reset
-
-
-def configure_logging(verbosity: int) -> None:
-    """Map ``--verbosity`` to the app's log level, adding a stderr handler if logging is unconfigured."""
-    app_logger = logging.getLogger("kafka_consumer_app")
-    app_logger.setLevel(LOG_LEVELS.get(verbosity, logging.INFO))
-    if not app_logger.hasHandlers():
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        app_logger.addHandler(handler)
 
 
 #: The keys of openedx-events' ``--extra`` JSON that this command understands (edx-event-bus-kafka's).

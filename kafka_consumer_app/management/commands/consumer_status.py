@@ -13,8 +13,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from kafka_consumer_app.composition import configure_logging
 from kafka_consumer_app.exceptions import KafkaConsumerAppError
-from kafka_consumer_app.management.commands.consume_events import configure_logging
 from kafka_consumer_app.operations.status import read_status, render_json, render_table
 from kafka_consumer_app.settings import conf
 

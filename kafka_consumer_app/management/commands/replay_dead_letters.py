@@ -13,8 +13,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from kafka_consumer_app.composition import configure_logging
 from kafka_consumer_app.exceptions import ConfigurationError, KafkaConsumerAppError
-from kafka_consumer_app.management.commands.consume_events import configure_logging, positive_int
+from kafka_consumer_app.management.commands.consume_events import positive_int
 from kafka_consumer_app.operations.replay import DeadLetterReplayer, ReplayOptions
 from kafka_consumer_app.settings import conf
 from kafka_consumer_app.settings.conf import FailureConfig, TopicConfig
