@@ -9,7 +9,23 @@ from typing import Any
 #: The CloudEvents (Kafka binding) header naming the event type; ``event_signal`` routes on it.
 EVENT_TYPE_HEADER = "ce_type"
 
+#: Headers as a consumed message carries them: ``(name, value)`` pairs in Kafka's order, repeats kept.
 Headers = tuple[tuple[str, bytes | None], ...]
+
+
+def headers_of(raw: Any) -> Headers:
+    """
+    The headers of a consumed confluent-kafka message, as :data:`Headers`.
+
+    A consumer gets a list of ``(str, bytes | None)`` pairs, or None when there are none.
+    confluent-kafka types ``headers()`` with the producer's wider shape (a dict, str values),
+    so anything else is normalised here rather than trusted: str values become UTF-8 bytes.
+    """
+    found = raw.headers()
+    if not found:
+        return ()
+    pairs = found.items() if isinstance(found, dict) else found
+    return tuple((name, value.encode("utf-8") if isinstance(value, str) else value) for name, value in pairs)
 
 
 @dataclass(frozen=True, slots=True)

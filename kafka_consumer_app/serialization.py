@@ -70,9 +70,12 @@ def get_deserializer(spec: str) -> Deserializer:
     problem = deserializer_problem(spec)
     if problem:
         raise ConfigurationError(f"deserializer {spec!r} {problem}")
-    if spec in OPTIONAL_BUILTIN:
-        return import_string(OPTIONAL_BUILTIN[spec][0])
-    return BUILTIN.get(spec) or import_string(spec)
+    path = OPTIONAL_BUILTIN[spec][0] if spec in OPTIONAL_BUILTIN else None
+    builtin = None if path else BUILTIN.get(spec)
+    if builtin is not None:
+        return builtin
+    loaded: Callable[..., Any] = import_string(path or spec)  # deserializer_problem() checked it is callable
+    return loaded
 
 
 def deserializer_problem(spec: Any) -> str | None:

@@ -102,7 +102,8 @@ def _new_client(config: dict[str, Any]) -> SchemaRegistryClient:
 @lru_cache(maxsize=8)
 def writer_schema_deserializer(client: SchemaRegistryClient) -> AvroDeserializer:
     """An AvroDeserializer that decodes with the writer's schema, fetched by the id in each message."""
-    return AvroDeserializer(schema_registry_client=client)
+    deserializer: AvroDeserializer = AvroDeserializer(schema_registry_client=client)
+    return deserializer
 
 
 def decode(deserializer: AvroDeserializer, data: bytes, context: DeserializationContext) -> Any:

@@ -103,7 +103,8 @@ def live_receivers(signal: Signal, sender: object) -> list[Callable[..., Any]]:
     """
     if not signal.receivers:
         return []
-    receivers = signal._live_receivers(sender)
+    # Django 4.2 returns one list and 5.x a (sync, async) pair; the stubs describe 5.x only.
+    receivers: Any = signal._live_receivers(sender)
     if isinstance(receivers, tuple):
         sync_receivers, async_receivers = receivers
         return [*sync_receivers, *(async_to_sync(receiver) for receiver in async_receivers)]

@@ -156,9 +156,13 @@ def signal_deserializer(signal: OpenEdxPublicSignal, client: SchemaRegistryClien
     signal_avro = AvroSignalDeserializer(signal)
 
     def from_dict(record: dict[str, Any], ctx: Any = None) -> dict[str, Any]:
-        return signal_avro.from_dict(record)
+        data: dict[str, Any] = signal_avro.from_dict(record)
+        return data
 
-    return AvroDeserializer(schema_registry_client=client, schema_str=signal_avro.schema_string(), from_dict=from_dict)
+    deserializer: AvroDeserializer = AvroDeserializer(
+        schema_registry_client=client, schema_str=signal_avro.schema_string(), from_dict=from_dict
+    )
+    return deserializer
 
 
 def check_event_data(signal: OpenEdxPublicSignal, data: dict[str, Any]) -> None:
@@ -212,7 +216,8 @@ class OpenEdxEvent(SignalEvent):
     @property
     def event_type(self) -> str:
         """The event type, e.g. ``org.openedx.learning.auth.session.login.completed.v1``."""
-        return self.signal.event_type
+        event_type: str = self.signal.event_type
+        return event_type
 
     def send(self) -> list[tuple[Callable[..., Any], Any]]:
         """Send the signal exactly as edx-event-bus-kafka's consumer does; return each receiver's response."""

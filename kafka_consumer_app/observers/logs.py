@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from kafka_consumer_app.engine.hooks import ConsumerHooks
-from kafka_consumer_app.message import decode_event_type
+from kafka_consumer_app.message import decode_event_type, headers_of
 
 if TYPE_CHECKING:
     from confluent_kafka import Message as KafkaMessage
@@ -47,7 +47,7 @@ class MessageLog(ConsumerHooks):
         """Log the attempt's coordinates, event type, outcome and duration."""
         if not logger.isEnabledFor(logging.DEBUG):
             return
-        event_type = decode_event_type(tuple(raw.headers() or ()))
+        event_type = decode_event_type(headers_of(raw))
         logger.debug(
             "Message %s[%d]@%d (%s): %s in %.1f ms.",
             raw.topic(),

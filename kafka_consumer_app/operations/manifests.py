@@ -241,8 +241,8 @@ def plan_topic(topic: str, keda: bool = False) -> TopicPlan:
 
 
 def _max_replicas(topic: str) -> int | None:
-    partitions = conf.manifest_setting(topic, "PARTITIONS")
-    maximum = conf.manifest_setting(topic, "MAX_REPLICAS")
+    partitions: int | None = conf.manifest_setting(topic, "PARTITIONS")
+    maximum: int | None = conf.manifest_setting(topic, "MAX_REPLICAS")
     return partitions if maximum is None else maximum
 
 
@@ -325,7 +325,9 @@ def _check_keda_auth(topic: str, sasl: str | None) -> None:
 # -- objects ------------------------------------------------------------------------------------------------
 
 
-def _metadata(name: str, namespace: str | None, labels: dict[str, str], annotations: dict[str, str] | None = None):
+def _metadata(
+    name: str, namespace: str | None, labels: dict[str, str], annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name}
     if namespace:
         metadata["namespace"] = namespace

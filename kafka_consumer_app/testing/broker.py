@@ -404,7 +404,8 @@ class LocalKafkaBroker:
 
     def create_topic(self, name: str, partitions: int = 1, config: dict[str, str] | None = None) -> None:
         """Create a topic and wait until every partition has a leader."""
-        from confluent_kafka.admin import AdminClient, NewTopic  # pylint: disable=import-outside-toplevel
+        from confluent_kafka.admin import AdminClient  # pylint: disable=import-outside-toplevel
+        from confluent_kafka.cimpl import NewTopic  # pylint: disable=import-outside-toplevel
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
         futures = admin.create_topics(
@@ -416,7 +417,11 @@ class LocalKafkaBroker:
         while time.monotonic() < deadline:
             topic = admin.list_topics(name, timeout=5).topics.get(name)
             ready = topic is not None and topic.error is None and len(topic.partitions) == partitions
-            if ready and all(p.leader >= 0 and p.error is None for p in topic.partitions.values()):
+            if (
+                ready
+                and topic is not None
+                and all(p.leader >= 0 and p.error is None for p in topic.partitions.values())
+            ):
                 return
             time.sleep(0.1)
         raise BrokerError(f"topic {name} was created but its partitions got no leader within 30s")
