@@ -26,9 +26,11 @@ requirements: $(VENV)/.installed ## create .venv and install the app with its te
 kafka: requirements ## fetch Apache Kafka's jars with Maven (needs Java 17+ and Maven)
 	$(BIN)/python -m kafka_consumer_app.testing.broker fetch
 
-quality: requirements ## lint with ruff and run Django's system checks
+quality: requirements ## lint (ruff), layer contracts (import-linter), types (mypy --strict), Django's system checks
 	$(BIN)/ruff check kafka_consumer_app tests example benchmarks setup.py
 	$(BIN)/ruff format --check kafka_consumer_app tests example benchmarks setup.py
+	$(BIN)/lint-imports
+	PYTHONPATH=.:example $(BIN)/mypy
 	DJANGO_SETTINGS_MODULE=example_project.settings $(BIN)/python example/manage.py check
 
 test: requirements kafka quality security ## set everything up and run the whole suite against a real broker
