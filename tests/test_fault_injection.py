@@ -419,9 +419,10 @@ def test_a_sigterm_during_a_rebalance_commits_every_handled_offset_so_nothing_is
     wait_for(lambda: len(handled_ids(record)) >= 300, timeout=60, what="the first member to handle 300 messages")
 
     second = consumers.start(servers, topic, record, group=group_id)
-    # "Joins" is the second member's subscription (its startup line): its JoinGroup starts the rebalance,
-    # which the first member learns of at its next heartbeat and which takes two rounds (cooperative).
-    wait_for(lambda: "Consuming topic" in second.output(), timeout=60, what="the second member to subscribe")
+    # "Joins" is the second member's first (empty) assignment: the end of the first of the two rounds of a
+    # cooperative rebalance. The first member then revokes half its partitions and rejoins at once, and the
+    # second round waits for the second member's next heartbeat (3 s): the SIGTERM lands inside it.
+    wait_for(lambda: "Assigned partitions" in second.output(), timeout=60, what="the second member to join")
     time.sleep(delay)  # the scenario's input: where in the rebalance the SIGTERM lands
     first.send(signal.SIGTERM)
     assert first.wait(60) == 0, first.output()
