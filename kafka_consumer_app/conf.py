@@ -38,6 +38,7 @@ from kafka_consumer_app.validation import (
     KAFKA_TOPIC_NAME,
     MAX_TOPIC_LENGTH,
     group_id_problem,
+    key_list,
     librdkafka_value_problem,
     path_problem,
     seconds_problem,
@@ -528,12 +529,12 @@ def _group_id_problems(value: dict[str, Any]) -> list[Problem]:
 
 def _top_level_problems(value: dict[str, Any]) -> list[Problem]:
     found = []
-    unknown = sorted(set(value) - set(SETTINGS_DOC))
+    unknown = key_list(set(value) - set(SETTINGS_DOC))
     if unknown:
         found.append(
             Problem(
                 "kafka_consumer_app.E003",
-                f"unknown key(s) in KAFKA_CONSUMER: {', '.join(unknown)}",
+                f"unknown key(s) in KAFKA_CONSUMER: {unknown}",
                 f"Valid keys are {', '.join(SETTINGS_DOC)}; librdkafka options go in CONSUMER_CONFIG.",
             )
         )
@@ -615,12 +616,12 @@ def _topics_problems(topics: Any) -> list[Problem]:
         ]
     found = []
     for name, overrides in topics.items():
-        unknown = sorted(set(overrides) - set(TOPIC_SETTINGS_DOC))
+        unknown = key_list(set(overrides) - set(TOPIC_SETTINGS_DOC))
         if unknown:
             found.append(
                 Problem(
                     "kafka_consumer_app.E011",
-                    f"unknown key(s) in KAFKA_CONSUMER['TOPICS'][{name!r}]: {', '.join(unknown)}",
+                    f"unknown key(s) in KAFKA_CONSUMER['TOPICS'][{name!r}]: {unknown}",
                     f"Valid per-topic keys are {', '.join(TOPIC_SETTINGS_DOC)}.",
                 )
             )
@@ -710,9 +711,9 @@ def _retry_problems(retry: Any, where: str) -> list[Problem]:
     if not isinstance(retry, dict):
         return [Problem("kafka_consumer_app.E013", f"{where} must be a dict, not {type(retry).__name__}", hint)]
     found = []
-    unknown = sorted(set(retry) - set(RETRY_DOC))
+    unknown = key_list(set(retry) - set(RETRY_DOC))
     if unknown:
-        found.append(Problem("kafka_consumer_app.E013", f"unknown key(s) in {where}: {', '.join(unknown)}", hint))
+        found.append(Problem("kafka_consumer_app.E013", f"unknown key(s) in {where}: {unknown}", hint))
     checks = {
         "ATTEMPTS": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
         "INITIAL_BACKOFF": _non_negative,
@@ -723,8 +724,8 @@ def _retry_problems(retry: Any, where: str) -> list[Problem]:
     for key, valid in checks.items():
         if key in retry and not valid(retry[key]):
             found.append(Problem("kafka_consumer_app.E013", f"{where}['{key}'] is invalid: {retry[key]!r}", hint))
-    not_retried = retry.get("NOT_RETRIED") or []
-    if not isinstance(not_retried, (list, tuple)):
+    not_retried = retry.get("NOT_RETRIED", [])
+    if not isinstance(not_retried, (list, tuple)):  # None too: the resolved config iterates it
         found.append(
             Problem(
                 "kafka_consumer_app.E047",
@@ -951,11 +952,11 @@ def _librdkafka_options_problems(config: Any, where: str) -> list[Problem]:
         return []  # E007 / E018
     found = []
     for key, option in config.items():
-        if not isinstance(key, str):
+        if text_problem(key, "an option name"):
             found.append(
                 Problem(
                     "kafka_consumer_app.E041",
-                    f"{where} has a key of type {type(key).__name__}; librdkafka option names are strings",
+                    f"{where} has the key {key!r}; librdkafka option names are printable strings",
                     "Use librdkafka property names as keys, e.g. 'security.protocol'.",
                 )
             )
@@ -1259,12 +1260,12 @@ def _manifests_problems(value: dict[str, Any]) -> list[Problem]:
                     "Write MANIFESTS = {'APP_NAME': '<service>', ...}; see 'Deploying on Kubernetes' in the README.",
                 )
             ]
-        unknown = sorted(str(key) for key in set(manifests) - set(MANIFESTS_DOC) - set(MANIFEST_TOPIC_KEYS))
+        unknown = key_list(set(manifests) - set(MANIFESTS_DOC) - set(MANIFEST_TOPIC_KEYS))
         if unknown:
             found.append(
                 Problem(
                     "kafka_consumer_app.E060",
-                    f"unknown key(s) in KAFKA_CONSUMER['MANIFESTS']: {', '.join(unknown)}",
+                    f"unknown key(s) in KAFKA_CONSUMER['MANIFESTS']: {unknown}",
                     f"Valid keys are {', '.join(MANIFESTS_DOC)} and the per-topic defaults "
                     f"{', '.join(MANIFEST_TOPIC_KEYS)}.",
                 )
@@ -1529,12 +1530,12 @@ def _schema_registry_problems(registry: Any) -> list[Problem]:
     if not isinstance(registry, dict):
         return [Problem("kafka_consumer_app.E080", f"{where} must be a dict, not {type(registry).__name__}", hint)]
     found = []
-    unknown = sorted(str(key) for key in set(registry) - set(SCHEMA_REGISTRY_DOC))
+    unknown = key_list(set(registry) - set(SCHEMA_REGISTRY_DOC))
     if unknown:
         found.append(
             Problem(
                 "kafka_consumer_app.E080",
-                f"unknown key(s) in {where}: {', '.join(unknown)}",
+                f"unknown key(s) in {where}: {unknown}",
                 f"Valid keys are {', '.join(SCHEMA_REGISTRY_DOC)}; other client options go in CONFIG.",
             )
         )

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from kafka_consumer_app.validation import non_empty_text, positive_seconds, topic_name
+from kafka_consumer_app.validation import non_empty_text, one_line_usage_errors, positive_seconds, topic_name
 
 DEFAULT_MAX_AGE = 60.0
 
@@ -44,7 +44,9 @@ def heartbeat_age(path: str, now: float | None = None) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Check the heartbeat; return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m kafka_consumer_app.probe", description=__doc__.split("\n\n")[0])
+    parser = one_line_usage_errors(
+        argparse.ArgumentParser(prog="python -m kafka_consumer_app.probe", description=__doc__.split("\n\n")[0])
+    )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--file", type=non_empty_text("a file path"), help="The heartbeat file (HEARTBEAT_FILE).")
     where.add_argument("--topic", type=topic_name, help="The topic, when HEARTBEAT_FILE is left at its default.")

@@ -189,3 +189,23 @@ def librdkafka_value_problem(key: str, value: Any) -> str | None:
     if isinstance(value, str) and "\x00" in value:
         return "must not contain a NUL character"
     return None
+
+
+def one_line_usage_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """
+    Make ``parser``'s usage errors one line: ``prog: error: <what is wrong>``, exit 2.
+
+    argparse prints its usage block before the error; a bad option is then told on one line,
+    as every other error is, and the usage stays in ``--help``.
+    """
+
+    def print_usage_for_help_only(file: Any = None) -> None:
+        """The usage block is printed only on an error; --help prints it with print_help()."""
+
+    parser.print_usage = print_usage_for_help_only  # type: ignore[method-assign]
+    return parser
+
+
+def key_list(keys: Any) -> str:
+    """Keys of a settings dict for a one-line message: printable names as they are, any other key repr'd, sorted."""
+    return ", ".join(sorted(key if isinstance(key, str) and key.isprintable() else repr(key) for key in keys))

@@ -27,6 +27,7 @@ from kafka_consumer_app.validation import (
     first_problem,
     group_id_problem,
     group_name,
+    one_line_usage_errors,
     port_number,
     port_problem,
     positive_int,
@@ -85,6 +86,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Declare the command-line options."""
+        one_line_usage_errors(parser)
         # -t, -g/--group_id and --extra are the options of openedx-events' own consume_events, accepted as aliases.
         parser.add_argument(
             "-t", "--topic", required=True, type=topic_name, help="Topic to consume, without TOPIC_PREFIX."

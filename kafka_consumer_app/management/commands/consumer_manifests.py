@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kafka_consumer_app import manifests
-from kafka_consumer_app.validation import first_problem, non_empty_text, path_problem, topic_name
+from kafka_consumer_app.validation import first_problem, non_empty_text, one_line_usage_errors, path_problem, topic_name
 
 
 class Command(BaseCommand):
@@ -29,6 +29,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Declare the command-line options."""
+        one_line_usage_errors(parser)
         parser.add_argument(
             "--image",
             required=True,

@@ -17,7 +17,7 @@ from kafka_consumer_app import conf
 from kafka_consumer_app.exceptions import KafkaConsumerAppError
 from kafka_consumer_app.management.commands.consume_events import configure_logging
 from kafka_consumer_app.status import read_status, render_json, render_table
-from kafka_consumer_app.validation import group_name, topic_name
+from kafka_consumer_app.validation import group_name, one_line_usage_errors, topic_name
 
 
 class Command(BaseCommand):
@@ -32,6 +32,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Declare the command-line options."""
+        one_line_usage_errors(parser)
         parser.add_argument("--topic", required=True, type=topic_name, help="Topic, without TOPIC_PREFIX.")
         parser.add_argument(
             "--group-id", type=group_name, help="Consumer group; default: the one consume_events would use."

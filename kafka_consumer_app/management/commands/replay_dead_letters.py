@@ -22,6 +22,7 @@ from kafka_consumer_app.validation import (
     first_problem,
     group_id_problem,
     group_name,
+    one_line_usage_errors,
     positive_int,
     positive_int_problem,
     topic_name,
@@ -40,6 +41,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Declare the command-line options."""
+        one_line_usage_errors(parser)
         parser.add_argument(
             "--topic", required=True, type=topic_name, help="The dead-letter topic, by its full Kafka name."
         )
