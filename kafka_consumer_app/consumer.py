@@ -731,7 +731,8 @@ class EventConsumer:
 
 def _without_secrets(text: str) -> str:
     """``text`` (a librdkafka error string) with any secret of the settings masked, for one-line errors."""
-    return redact_text(text, secret_values())
+    # librdkafka ends some reasons with a newline ("... outside allowed range 1..3600000\n"): keep the line one.
+    return " ".join(redact_text(text, secret_values()).split())
 
 
 def _printable(value: Any) -> bool:
