@@ -58,7 +58,7 @@ def offset_time_problem(value: Any) -> str | None:
     try:
         parse_offset_time(value)
     except ConfigurationError:
-        return f"must be an ISO 8601 time such as 2026-11-27T09:30:00Z, not {value!r}"
+        return f"{value!r} is not an ISO 8601 time; write e.g. 2026-11-27T09:30:00Z"
     return None
 
 
