@@ -61,6 +61,7 @@ from kafka_consumer_app.redaction import redact_text, redacted, secret_values
 from kafka_consumer_app.serialization import deserialize, get_deserializer
 from kafka_consumer_app.shutdown import StopRequest
 from kafka_consumer_app.stats import total_lag
+from kafka_consumer_app.validation import first_problem, positive_int_problem, seconds_problem
 from kafka_consumer_app.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
@@ -103,10 +104,14 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         # call_command() passes options without argparse's checks, so the limits are checked here too.
-        if self.max_messages is not None and not self.max_messages > 0:
-            raise ConfigurationError(f"--max-messages must be a positive integer, not {self.max_messages!r}")
-        if self.idle_timeout is not None and not self.idle_timeout > 0:
-            raise ConfigurationError(f"--idle-timeout must be a positive number of seconds, not {self.idle_timeout!r}")
+        problem = first_problem(
+            {
+                "--max-messages": (self.max_messages, positive_int_problem),
+                "--idle-timeout": (self.idle_timeout, seconds_problem),
+            }
+        )
+        if problem:
+            raise ConfigurationError(problem)
 
 
 @dataclass
@@ -825,7 +830,8 @@ class EventConsumer:
 
 def _without_secrets(text: str) -> str:
     """``text`` (a librdkafka error string) with any secret of the settings masked, for one-line errors."""
-    return redact_text(text, secret_values())
+    # librdkafka ends some reasons with a newline ("... outside allowed range 1..3600000\n"): keep the line one.
+    return " ".join(redact_text(text, secret_values()).split())
 
 
 def _printable(value: Any) -> bool:
