@@ -79,7 +79,7 @@ class ConsumerSpec:
 def build_consumer(spec: ConsumerSpec, stop: StopRequest) -> EventConsumer:
     """The consumer of ``spec``'s topic with the observers its settings ask for; nothing is connected yet."""
     config = conf.get_topic_config(spec.topic, spec.group_id, openedx_events=spec.openedx_events)
-    if spec.health_port:
+    if spec.health_port is not None:
         config = dataclasses.replace(config, health=dataclasses.replace(config.health, port=spec.health_port))
     return EventConsumer(config, spec.run, stop, hooks=hooks_for(config))
 

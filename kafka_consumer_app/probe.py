@@ -1,7 +1,8 @@
 """
 The liveness probe: is the consume loop's heartbeat file fresh?
 
-It imports nothing of Django, and of this package only :mod:`kafka_consumer_app.heartbeat`, so it starts in tens of
+It imports nothing of Django, and of this package only :mod:`kafka_consumer_app.heartbeat` and the
+standard-library validators of :mod:`kafka_consumer_app.validation`, so it starts in tens of
 milliseconds and works even when the app's settings are broken::
 
     python -m kafka_consumer_app.probe --topic orders --max-age 60
@@ -20,6 +21,7 @@ import sys
 import time
 
 from kafka_consumer_app.heartbeat import default_heartbeat_file
+from kafka_consumer_app.validation import non_empty_text, one_line_usage_errors, positive_seconds, topic_name
 
 DEFAULT_MAX_AGE = 60.0
 
@@ -35,11 +37,16 @@ def heartbeat_age(path: str, now: float | None = None) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Check the heartbeat; return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m kafka_consumer_app.probe", description=__doc__.split("\n\n")[0])
+    parser = one_line_usage_errors(
+        argparse.ArgumentParser(prog="python -m kafka_consumer_app.probe", description=__doc__.split("\n\n")[0])
+    )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--file", help="The heartbeat file (HEARTBEAT_FILE).")
-    where.add_argument("--topic", help="The topic, when HEARTBEAT_FILE is left at its default.")
-    parser.add_argument("--max-age", type=float, default=DEFAULT_MAX_AGE, help="Oldest acceptable age, in seconds.")
+    where.add_argument("--file", type=non_empty_text("a file path"), help="The heartbeat file (HEARTBEAT_FILE).")
+    where.add_argument("--topic", type=topic_name, help="The topic, when HEARTBEAT_FILE is left at its default.")
+    # Not type=float: a NaN limit would make every age "healthy", an infinite one too.
+    parser.add_argument(
+        "--max-age", type=positive_seconds, default=DEFAULT_MAX_AGE, help="Oldest acceptable age, in seconds."
+    )
     args = parser.parse_args(argv)
     path = args.file or default_heartbeat_file(args.topic)
     age = heartbeat_age(path)

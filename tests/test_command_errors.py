@@ -23,7 +23,7 @@ from kafka_consumer_app.exceptions import EXIT_CONFIGURATION, EXIT_HANDLER_FAILE
 from kafka_consumer_app.settings import conf
 from kafka_consumer_app.testing.broker import free_port
 
-from .kafka_utils import MANAGE, ROOT, committed, produce, wait_for
+from .kafka_utils import MANAGE, ROOT, committed, produce, settings_env, wait_for
 
 #: Exit code of an argparse usage error on the command line.
 EXIT_USAGE = 2
@@ -405,3 +405,92 @@ def test_cli_malformed_json_exits_3_with_one_line_and_leaves_the_offset_uncommit
     )
     assert_fails_with_one_line(result, EXIT_HANDLER_FAILED, f"CommandError: {topic}[0]@0 is malformed")
     assert committed(kafka_broker.bootstrap_servers, group_id, topic, 1) == {0: -1001}
+
+
+# -- empty, blank and unprintable values (the hardening issue) ------------------------------------
+
+
+def run_with_settings(tmp_path, *args: str, **kafka_consumer) -> subprocess.CompletedProcess:
+    """Run ``consume_events`` with tests.settings' KAFKA_CONSUMER keys overridden, against a closed port."""
+    env = command_env(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", KAFKA_CONNECT_TIMEOUT="1")
+    env.update(settings_env(tmp_path, **kafka_consumer))
+    return subprocess.run(
+        [sys.executable, str(MANAGE), "consume_events", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+
+
+def only_stderr_line(result: subprocess.CompletedProcess) -> str:
+    """The one non-empty line of stderr; fails when there are more or none."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr[-3000:]
+    return lines[0]
+
+
+def test_cli_empty_topic_exits_2_with_one_line_naming_topic_instead_of_a_traceback():
+    result = run_command("--topic", "", "--allow-no-handlers")
+    assert (result.returncode, "Traceback" in result.stderr) == (EXIT_USAGE, False), result.stderr
+    assert "argument -t/--topic: must be a Kafka topic name, not an empty or blank value ''" in only_stderr_line(result)
+
+
+@pytest.mark.parametrize("args", [["--group-id", " "], ["-g", "\t"], ["--group_id", "  \n"]], ids=repr)
+def test_cli_whitespace_group_id_exits_2_with_one_line_instead_of_aborting_in_librdkafka(args):
+    result = run_command("--topic", "orders", "--allow-no-handlers", *args)
+    assert (result.returncode, "group-id" in only_stderr_line(result)) == (EXIT_USAGE, True), result.stderr
+
+
+@pytest.mark.parametrize(
+    "kafka_consumer",
+    [{"GROUP_ID": " "}, {"GROUP_ID": "\t"}, {"TOPICS": {"orders": {"GROUP_ID": "  "}}}],
+    ids=repr,
+)
+def test_settings_whitespace_group_id_exits_1_with_one_line_instead_of_aborting_in_librdkafka(tmp_path, kafka_consumer):
+    result = run_with_settings(tmp_path, "--topic", "orders", "--allow-no-handlers", **kafka_consumer)
+    line = only_stderr_line(result)
+    assert (result.returncode, "['GROUP_ID']" in line, "kafka_consumer_app.E046" in line) == (
+        EXIT_CONFIGURATION,
+        True,
+        True,
+    ), result.stderr
+
+
+def test_cli_explicit_empty_group_id_is_refused_instead_of_replaced_by_the_settings_group():
+    result = run_command("--topic", "orders", "--allow-no-handlers", "--group-id", "")
+    assert (result.returncode, "--group-id" in only_stderr_line(result)) == (EXIT_USAGE, True), result.stderr
+
+
+def test_call_command_explicit_empty_group_id_is_refused_instead_of_replaced_by_the_settings_group(unreachable):
+    error = consume(topic="orders", group_id="", allow_no_handlers=True)
+    assert (error.returncode, str(error).startswith("--group-id must be a consumer group name")) == (
+        EXIT_CONFIGURATION,
+        True,
+    ), str(error)
+
+
+def test_cli_explicit_empty_offset_time_is_refused_instead_of_replaying_nothing():
+    # e.g. --offset-time "$T" with T unset: it used to consume from the committed offsets and exit 0.
+    result = run_command("--topic", "orders", "--allow-no-handlers", "--reset-only", "--offset-time", "")
+    assert (result.returncode, "argument --offset-time: must be an ISO 8601 time" in only_stderr_line(result)) == (
+        EXIT_USAGE,
+        True,
+    ), result.stderr
+
+
+@pytest.mark.parametrize("options", [{"offset_time": ""}, {"extra": '{"offset_time": ""}'}], ids=repr)
+def test_call_command_explicit_empty_offset_time_is_refused_instead_of_replaying_nothing(unreachable, options):
+    error = consume(topic="orders", reset_only=True, allow_no_handlers=True, **options)
+    assert (error.returncode != 0, "offset_time" in str(error).replace("-", "_"), "ISO 8601" in str(error)) == (
+        True,
+        True,
+        True,
+    ), str(error)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+def test_cli_idle_timeout_that_is_nan_or_infinite_exits_2_with_one_line(value):
+    result = run_command("--topic", "orders", "--idle-timeout", value)
+    assert (result.returncode, "--idle-timeout" in only_stderr_line(result)) == (EXIT_USAGE, True), result.stderr

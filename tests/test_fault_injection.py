@@ -180,15 +180,18 @@ class PacedProducer:
     """
     Produces ``{"id": n}`` (n = 0, 1, 2...) at a steady rate from a thread, until stopped.
 
+    ``extra`` is merged into every value, e.g. ``{"sleep": 0.003}`` for a receiver that takes time.
+
     ``stop()`` ends production once at least ``minimum`` messages were produced (the rest is
     sent at once), waits for every delivery and returns the count.
     """
 
-    def __init__(self, bootstrap: str, topic: str, rate: float, minimum: int = 0) -> None:
+    def __init__(self, bootstrap: str, topic: str, rate: float, minimum: int = 0, extra: dict | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.rate = rate
         self.minimum = minimum
+        self.extra = extra or {}
         self.count = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -204,7 +207,7 @@ class PacedProducer:
             self.errors.append(str(error))
 
     def _produce_one(self, producer: Producer) -> None:
-        value = json.dumps({"id": self.count}).encode()
+        value = json.dumps({"id": self.count, **self.extra}).encode()
         while True:
             try:
                 producer.produce(self.topic, value, key=f"key-{self.count}", on_delivery=self._on_delivery)
@@ -394,6 +397,62 @@ def test_a_rolling_restart_with_sigterm_while_messages_flow_handles_every_messag
     assert lost == 0
     assert duplicates(records) == 0
     assert committed(servers, group_id, topic, partitions) == end_offsets(servers, topic, partitions)
+
+
+#: Seconds between the second member's join and the SIGTERM of the first: inside the rebalance.
+REBALANCE_SIGTERM_DELAYS = (1.0, 1.5, 2.0)
+
+
+@pytest.mark.parametrize("delay", REBALANCE_SIGTERM_DELAYS, ids=lambda delay: f"{delay}s")
+def test_a_sigterm_during_a_rebalance_commits_every_handled_offset_so_nothing_is_handled_twice_or_lost(
+    kafka_broker, make_topic, group_id, tmp_path, consumers, paced_producers, delay
+):
+    servers = kafka_broker.bootstrap_servers
+    partitions = 6
+    topic = make_topic(partitions=partitions)
+    record = tmp_path / "records.txt"
+
+    first = consumers.start(servers, topic, record, group=group_id)
+    # Receivers take a little time per message, so there is always handled work not committed yet.
+    producer = PacedProducer(servers, topic, rate=250, extra={"sleep": 0.002}).start()
+    paced_producers.append(producer)
+    wait_for(lambda: len(handled_ids(record)) >= 300, timeout=60, what="the first member to handle 300 messages")
+
+    second = consumers.start(servers, topic, record, group=group_id)
+    # "Joins" is the second member's first (empty) assignment: the end of the first of the two rounds of a
+    # cooperative rebalance. The first member then revokes half its partitions and rejoins at once, and the
+    # second round waits for the second member's next heartbeat (3 s): the SIGTERM lands inside it.
+    wait_for(lambda: "Assigned partitions" in second.output(), timeout=60, what="the second member to join")
+    time.sleep(delay)  # the scenario's input: where in the rebalance the SIGTERM lands
+    first.send(signal.SIGTERM)
+    assert first.wait(60) == 0, first.output()
+
+    produced = producer.stop()
+    wanted = set(range(produced))
+    wait_for(lambda: wanted <= handled_ids(record), timeout=90, what="every produced id to be handled", interval=0.5)
+    ends = end_offsets(servers, topic, partitions)
+    wait_for(
+        lambda: committed(servers, group_id, topic, partitions) == ends,
+        timeout=60,
+        what="the second member to commit every partition up to its end",
+        interval=1,
+    )
+    second.send(signal.SIGTERM)
+    assert second.wait(30) == 0, second.output()
+
+    records = topic_records(record)
+    handled = {r.id for r in records}
+    twice, lost = duplicates(records), len(wanted - handled)
+    report_figures(
+        f"FIGURES sigterm-during-rebalance delay={delay:g}s: produced={produced} handled_distinct={len(handled)} "
+        f"duplicates={twice} lost={lost}"
+    )
+    print("(first member's commit and revoke lines:)")
+    for line in first.output().splitlines():
+        if "ommit" in line or "Revoked" in line or "Assigned" in line:
+            print("  ", line[:300])
+    assert lost == 0
+    assert twice == 0
 
 
 # -- the broker goes away ------------------------------------------------------------------------

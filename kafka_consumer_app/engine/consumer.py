@@ -62,6 +62,7 @@ from kafka_consumer_app.message import Message, decode_event_type, to_datetime
 from kafka_consumer_app.redaction import redact_text, redacted, secret_values
 from kafka_consumer_app.serialization import deserialize, get_deserializer
 from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.validation import first_problem, positive_int_problem, seconds_problem
 
 logger = logging.getLogger(__name__)
 librdkafka_logger = logging.getLogger("kafka_consumer_app.librdkafka")
@@ -71,6 +72,21 @@ UNREACHABLE_LOG_INTERVAL = 30.0
 #: How many already-fetched messages one consume() call takes: enough to spread the call's cost,
 #: few enough that a stop request or a rebalance waits for nothing.
 BATCH_SIZE = 100
+
+#: Commit errors that mean the group is rebalancing: the same commit succeeds once the rebalance settles
+#: (the broker refuses commits between JoinGroup and SyncGroup, and commits of a generation it just replaced).
+REBALANCE_COMMIT_ERRORS = frozenset(
+    {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID}
+)
+#: On shutdown, how long the consumer keeps serving the group (handling nothing) for a rebalance to settle
+#: before its final commit. A rebalance of live members takes about one heartbeat.interval.ms (3 s by
+#: default) per round, two rounds with cooperative-sticky; 15 s of Kubernetes' default 30 s grace period
+#: leaves the rest for the message in hand and close().
+SHUTDOWN_SETTLE_TIMEOUT = 15.0
+#: In the revoke callback (which cannot poll), how long a commit refused by a rebalance is tried again.
+REVOKE_COMMIT_TIMEOUT = 3.0
+#: Pause between two tries of a commit refused by a rebalance.
+COMMIT_RETRY_INTERVAL = 0.2
 
 #: Errors that mean the client lost the cluster for a while; librdkafka reconnects on its own.
 TRANSIENT_ERRORS = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE})
@@ -88,10 +104,14 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         # call_command() passes options without argparse's checks, so the limits are checked here too.
-        if self.max_messages is not None and not self.max_messages > 0:
-            raise ConfigurationError(f"--max-messages must be a positive integer, not {self.max_messages!r}")
-        if self.idle_timeout is not None and not self.idle_timeout > 0:
-            raise ConfigurationError(f"--idle-timeout must be a positive number of seconds, not {self.idle_timeout!r}")
+        problem = first_problem(
+            {
+                "--max-messages": (self.max_messages, positive_int_problem),
+                "--idle-timeout": (self.idle_timeout, seconds_problem),
+            }
+        )
+        if problem:
+            raise ConfigurationError(problem)
 
 
 @dataclass
@@ -174,7 +194,7 @@ class EventConsumer:
             self._last_message_at = self._progress_at = time.monotonic()
             while not self._should_stop():
                 self._poll_once(client)
-            self._commit(client, "shutdown")
+            self._commit_on_shutdown(client)
         finally:
             self._emit("after_stop")
             self.watchdog.stop()
@@ -558,20 +578,85 @@ class EventConsumer:
 
     # -- offsets and rebalances -------------------------------------------------------------
 
-    def _commit(self, client: Consumer, why: str) -> None:
-        """Commit every stored offset synchronously; nothing stored is not an error."""
+    def _try_commit(self, client: Consumer) -> KafkaError | None:
+        """Commit every stored offset synchronously; return the error, or None (nothing stored is no error)."""
         try:
             client.commit(asynchronous=False)
         except KafkaException as error:
-            if error.args and error.args[0].code() == KafkaError._NO_OFFSET:
-                return
-            self._emit("after_commit_failed", error)
-            logger.warning(
-                "Committing offsets of %s on %s failed (%s); uncommitted messages will be redelivered.",
+            kafka_error = error.args[0] if error.args else KafkaError(KafkaError._FAIL, str(error))
+            if kafka_error.code() == KafkaError._NO_OFFSET:
+                return None
+            self._emit("after_commit_failed", kafka_error)
+            return kafka_error
+        return None
+
+    def _commit(self, client: Consumer, why: str) -> bool:
+        """Commit every stored offset synchronously; return whether that succeeded, and log a failure."""
+        error = self._try_commit(client)
+        if error is None:
+            return True
+        logger.warning(
+            "Committing offsets of %s (group %s) on %s failed (%s); messages handled since the last commit "
+            "will be handled again by whoever consumes their partitions next.",
+            self.config.kafka_topic,
+            self.config.group_id,
+            why,
+            error.str(),
+        )
+        return False
+
+    def _commit_on_shutdown(self, client: Consumer) -> bool:
+        """The final commit; if a rebalance refuses it, serve the group (handling nothing) until it settles."""
+        error = self._try_commit(client)
+        if error is None:
+            return True
+        if error.code() in REBALANCE_COMMIT_ERRORS:
+            logger.info(
+                "Committing offsets of %s (group %s) on shutdown was refused (%s): a rebalance is under way; "
+                "handling nothing more and waiting up to %.0fs for it to settle, then committing again.",
                 self.config.kafka_topic,
-                why,
-                error,
+                self.config.group_id,
+                error.str(),
+                SHUTDOWN_SETTLE_TIMEOUT,
             )
+            error = self._commit_after_rebalance(client, time.monotonic() + SHUTDOWN_SETTLE_TIMEOUT)
+            if error is None:
+                logger.info(
+                    "Committed offsets of %s (group %s) on shutdown once the rebalance settled; leaving the group.",
+                    self.config.kafka_topic,
+                    self.config.group_id,
+                )
+                return True
+        self._log_final_commit_failed(error)
+        return False
+
+    def _commit_after_rebalance(self, client: Consumer, deadline: float) -> KafkaError | None:
+        """Poll (serving rebalance callbacks) and commit again until it succeeds, fails otherwise, or deadline."""
+        # Paused partitions fetch nothing; what was fetched already is dropped unstored, so it is redelivered.
+        self._pause_assignment(client)
+        error: KafkaError | None = None
+        while time.monotonic() < deadline:
+            client.poll(COMMIT_RETRY_INTERVAL)  # a message returned here is not handled, nor stored
+            error = self._try_commit(client)
+            if error is None or error.code() not in REBALANCE_COMMIT_ERRORS:
+                return error
+        return error
+
+    def _pause_assignment(self, client: Consumer) -> None:
+        try:
+            client.pause(client.assignment())
+        except KafkaException as error:
+            # Not fatal: fetched messages are dropped unstored anyway, paused or not.
+            logger.debug("Could not pause %s before the final commit (%s).", self.config.kafka_topic, error)
+
+    def _log_final_commit_failed(self, error: KafkaError | None) -> None:
+        logger.warning(
+            "Committing offsets of %s (group %s) on shutdown failed (%s); leaving the group now, so messages "
+            "handled since the last successful commit will be handled again by the partitions' next owners.",
+            self.config.kafka_topic,
+            self.config.group_id,
+            error.str() if error is not None else f"the rebalance did not settle within {SHUTDOWN_SETTLE_TIMEOUT:g}s",
+        )
 
     def _on_assign(self, client: Consumer, partitions: list[TopicPartition]) -> None:
         if self._reset_pending and partitions:
@@ -641,14 +726,31 @@ class EventConsumer:
         return positions
 
     def _on_revoke(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        """Commit handled offsets (the revoked partitions' among them) before librdkafka gives them up."""
         self.retries.forget(partitions, client)
-        self._commit(client, "revoke")
-        logger.info(
-            "Revoked partitions %s of %s (group %s) after committing handled offsets.",
-            _partition_list(partitions),
-            self.config.kafka_topic,
-            self.config.group_id,
-        )
+        # Until this callback returns the revoked partitions are still ours, under a generation the broker
+        # accepts once a concurrent join or sync is over; the callback cannot poll, so it only waits a little.
+        error = self._try_commit(client)
+        deadline = time.monotonic() + REVOKE_COMMIT_TIMEOUT
+        while error is not None and error.code() in REBALANCE_COMMIT_ERRORS and time.monotonic() < deadline:
+            time.sleep(COMMIT_RETRY_INTERVAL)
+            error = self._try_commit(client)
+        if error is None:
+            logger.info(
+                "Revoked partitions %s of %s (group %s) after committing handled offsets.",
+                _partition_list(partitions),
+                self.config.kafka_topic,
+                self.config.group_id,
+            )
+        else:
+            logger.warning(
+                "Revoked partitions %s of %s (group %s), but committing handled offsets failed (%s); their next "
+                "owners will handle again the messages handled since the last commit.",
+                _partition_list(partitions),
+                self.config.kafka_topic,
+                self.config.group_id,
+                error.str(),
+            )
         self._emit("after_revoke", [p.partition for p in partitions], False)
 
     def _on_lost(self, client: Consumer, partitions: list[TopicPartition]) -> None:
@@ -737,7 +839,8 @@ def _value_signal_receivers(config: TopicConfig) -> Callable[[], bool] | None:
 
 def _without_secrets(text: str) -> str:
     """``text`` (a librdkafka error string) with any secret of the settings masked, for one-line errors."""
-    return redact_text(text, secret_values())
+    # librdkafka ends some reasons with a newline ("... outside allowed range 1..3600000\n"): keep the line one.
+    return " ".join(redact_text(text, secret_values()).split())
 
 
 def _printable(value: Any) -> bool:

@@ -34,6 +34,18 @@ from django.utils.module_loading import import_string
 from kafka_consumer_app.exceptions import ConfigurationError
 from kafka_consumer_app.heartbeat import default_heartbeat_file
 from kafka_consumer_app.serialization import deserializer_problem
+from kafka_consumer_app.validation import (
+    KAFKA_TOPIC_NAME,
+    MAX_TOPIC_LENGTH,
+    group_id_problem,
+    key_list,
+    librdkafka_value_problem,
+    path_problem,
+    seconds_problem,
+    text_problem,
+    topic_name_problem,
+    valid_port,
+)
 
 #: Documentation of every top-level key: (default, description).
 SETTINGS_DOC: dict[str, tuple[Any, str]] = {
@@ -332,7 +344,9 @@ def topic_overrides(topic: str) -> dict[str, Any]:
 
 def group_id(topic: str, override: str | None = None) -> str | None:
     """Return the consumer group for ``topic``: ``--group-id``, then the topic's, then the default."""
-    return override or topic_overrides(topic).get("GROUP_ID") or raw_settings().get("GROUP_ID") or None
+    if override is not None:  # an explicit value, even an empty one (refused by problems()), is never replaced
+        return override
+    return topic_overrides(topic).get("GROUP_ID") or raw_settings().get("GROUP_ID") or None
 
 
 def get_topic_config(topic: str, group_override: str | None = None, openedx_events: bool | None = None) -> TopicConfig:
@@ -452,7 +466,8 @@ def problems(
                 "Define KAFKA_CONSUMER as a dict of the keys documented in the README.",
             )
         ]
-    found = _top_level_problems(value)
+    found = _option_problems(topic, group_override)
+    found += _top_level_problems(value)
     found += _consumer_config_problems(value.get("CONSUMER_CONFIG"), "KAFKA_CONSUMER['CONSUMER_CONFIG']")
     found += _topics_problems(value.get("TOPICS"))
     found += _manifests_problems(value)
@@ -478,14 +493,48 @@ def problems(
     return found
 
 
+def _option_problems(topic: Any, group_override: Any) -> list[Problem]:
+    """The topic and group a command was given (``--topic``, ``--group-id``), which reach librdkafka as they are."""
+    found = []
+    problem = topic_name_problem(topic) if topic is not None else None
+    length = len(kafka_topic_name(topic)) if isinstance(topic, str) else 0
+    if problem is None and length > MAX_TOPIC_LENGTH:
+        problem = f"with TOPIC_PREFIX makes a name of {length} characters, more than Kafka's {MAX_TOPIC_LENGTH}"
+    if problem:
+        found.append(Problem("kafka_consumer_app.E050", f"--topic {problem}", "Name an existing Kafka topic."))
+    if group_override is not None and group_id_problem(group_override):
+        found.append(
+            Problem(
+                "kafka_consumer_app.E051",
+                f"--group-id {group_id_problem(group_override)}",
+                "Give a consumer group name, or leave --group-id out to use the group of the settings.",
+            )
+        )
+    return found
+
+
+def _group_id_problems(value: dict[str, Any]) -> list[Problem]:
+    """The top-level GROUP_ID: a string that librdkafka accepts (an empty or blank one aborts its client)."""
+    group = value.get("GROUP_ID")
+    if not isinstance(group, str) or not group_id_problem(group):
+        return []  # None: unset; another type: E006
+    return [
+        Problem(
+            "kafka_consumer_app.E046",
+            f"KAFKA_CONSUMER['GROUP_ID'] {group_id_problem(group)}",
+            "Set the service's consumer group name, or remove GROUP_ID and name a group per topic or with --group-id.",
+        )
+    ]
+
+
 def _top_level_problems(value: dict[str, Any]) -> list[Problem]:
     found = []
-    unknown = sorted(set(value) - set(SETTINGS_DOC))
+    unknown = key_list(set(value) - set(SETTINGS_DOC))
     if unknown:
         found.append(
             Problem(
                 "kafka_consumer_app.E003",
-                f"unknown key(s) in KAFKA_CONSUMER: {', '.join(unknown)}",
+                f"unknown key(s) in KAFKA_CONSUMER: {unknown}",
                 f"Valid keys are {', '.join(SETTINGS_DOC)}; librdkafka options go in CONSUMER_CONFIG.",
             )
         )
@@ -499,17 +548,17 @@ def _top_level_problems(value: dict[str, Any]) -> list[Problem]:
             )
         )
     for key in _NUMBER_SETTINGS:
-        number = value.get(key, 1.0)
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not number > 0:  # NaN too
+        problem = seconds_problem(value.get(key, 1.0))  # NaN, infinities and bools too
+        if problem:
             found.append(
                 Problem(
                     "kafka_consumer_app.E005",
-                    f"KAFKA_CONSUMER['{key}'] must be a positive number of seconds, not {number!r}",
+                    f"KAFKA_CONSUMER['{key}'] {problem}",
                     f"Remove {key} to use the default of {SETTINGS_DOC[key][0]}s, or set a positive number.",
                 )
             )
     heartbeat = value.get("HEARTBEAT_FILE")
-    if heartbeat is not None and heartbeat is not False and not (isinstance(heartbeat, str) and heartbeat):
+    if heartbeat is not None and heartbeat is not False and path_problem(heartbeat):
         found.append(
             Problem(
                 "kafka_consumer_app.E019",
@@ -517,6 +566,7 @@ def _top_level_problems(value: dict[str, Any]) -> list[Problem]:
                 "Remove it for the default under the temporary directory, or set False to disable the heartbeat.",
             )
         )
+    found += _group_id_problems(value)
     found += _health_server_problems(value)
     for key in ("GROUP_ID", "TOPIC_PREFIX"):
         text = value.get(key)
@@ -566,12 +616,12 @@ def _topics_problems(topics: Any) -> list[Problem]:
         ]
     found = []
     for name, overrides in topics.items():
-        unknown = sorted(set(overrides) - set(TOPIC_SETTINGS_DOC))
+        unknown = key_list(set(overrides) - set(TOPIC_SETTINGS_DOC))
         if unknown:
             found.append(
                 Problem(
                     "kafka_consumer_app.E011",
-                    f"unknown key(s) in KAFKA_CONSUMER['TOPICS'][{name!r}]: {', '.join(unknown)}",
+                    f"unknown key(s) in KAFKA_CONSUMER['TOPICS'][{name!r}]: {unknown}",
                     f"Valid per-topic keys are {', '.join(TOPIC_SETTINGS_DOC)}.",
                 )
             )
@@ -620,11 +670,13 @@ def _failure_problems(scope: dict[str, Any], where: str, consumer_config: Any) -
 
 
 def _positive(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
+    """A finite number of seconds above zero, at most librdkafka's longest timeout (no bool, NaN or infinity)."""
+    return seconds_problem(value) is None
 
 
 def _non_negative(value: Any) -> bool:
-    return _positive(value) or (not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0)
+    """As _positive, zero included."""
+    return seconds_problem(value, allow_zero=True) is None
 
 
 def _timeout_problems(scope: dict[str, Any], where: str, consumer_config: Any) -> list[Problem]:
@@ -659,9 +711,9 @@ def _retry_problems(retry: Any, where: str) -> list[Problem]:
     if not isinstance(retry, dict):
         return [Problem("kafka_consumer_app.E013", f"{where} must be a dict, not {type(retry).__name__}", hint)]
     found = []
-    unknown = sorted(set(retry) - set(RETRY_DOC))
+    unknown = key_list(set(retry) - set(RETRY_DOC))
     if unknown:
-        found.append(Problem("kafka_consumer_app.E013", f"unknown key(s) in {where}: {', '.join(unknown)}", hint))
+        found.append(Problem("kafka_consumer_app.E013", f"unknown key(s) in {where}: {unknown}", hint))
     checks = {
         "ATTEMPTS": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
         "INITIAL_BACKOFF": _non_negative,
@@ -672,8 +724,8 @@ def _retry_problems(retry: Any, where: str) -> list[Problem]:
     for key, valid in checks.items():
         if key in retry and not valid(retry[key]):
             found.append(Problem("kafka_consumer_app.E013", f"{where}['{key}'] is invalid: {retry[key]!r}", hint))
-    not_retried = retry.get("NOT_RETRIED") or []
-    if not isinstance(not_retried, (list, tuple)):
+    not_retried = retry.get("NOT_RETRIED", [])
+    if not isinstance(not_retried, (list, tuple)):  # None too: the resolved config iterates it
         found.append(
             Problem(
                 "kafka_consumer_app.E047",
@@ -711,8 +763,9 @@ def exception_class_problem(path: Any) -> str | None:
 def _dead_letter_problems(name: str, overrides: dict[str, Any]) -> list[Problem]:
     found = []
     where = f"KAFKA_CONSUMER['TOPICS'][{name!r}]"
-    dlt = overrides.get("DEAD_LETTER_TOPIC", "")
-    if dlt is not None and dlt is not False and (not isinstance(dlt, str) or dlt == name):
+    dlt = overrides.get("DEAD_LETTER_TOPIC")
+    # An explicitly empty name would silently disable dead-lettering: None (or False) says so on purpose.
+    if dlt is not None and dlt is not False and (not isinstance(dlt, str) or dlt == name or not dlt.strip()):
         found.append(
             Problem(
                 "kafka_consumer_app.E015",
@@ -732,11 +785,6 @@ def _dead_letter_problems(name: str, overrides: dict[str, Any]) -> list[Problem]
     return found
 
 
-def valid_port(value: Any) -> bool:
-    """True for a TCP port a server can be told to bind: an integer from 1 to 65535 (0 would pick one at random)."""
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
-
-
 def _health_server_problems(value: dict[str, Any]) -> list[Problem]:
     found = []
     port = value.get("HEALTH_PORT")
@@ -749,7 +797,7 @@ def _health_server_problems(value: dict[str, Any]) -> list[Problem]:
             )
         )
     host = value.get("HEALTH_HOST")
-    if host is not None and not (isinstance(host, str) and host.strip()):
+    if host is not None and (text_problem(host, "an address") or len(host) > 253 or not host.isascii()):
         found.append(
             Problem(
                 "kafka_consumer_app.E021",
@@ -818,8 +866,6 @@ def health_port_problems() -> list[Problem]:
 
 # -- settings coverage: types, names and the security pass-through (E040 and up) -----------
 
-#: Kafka's legal topic names (and so the legal characters of TOPIC_PREFIX).
-KAFKA_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 #: librdkafka's security.protocol values (it accepts any case).
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 #: librdkafka's sasl.mechanism values (case-sensitive).
@@ -889,12 +935,12 @@ def _bootstrap_entry_problems(servers: Any) -> list[Problem]:
     if not servers or not isinstance(servers, (str, list, tuple)):
         return []  # missing, empty or of the wrong type: E004
     entries = servers.split(",") if isinstance(servers, str) else servers
-    if all(isinstance(entry, str) and entry.strip() for entry in entries):
+    if all(isinstance(entry, str) and not text_problem(entry.strip(), "a broker") for entry in entries):
         return []
     return [
         Problem(
             "kafka_consumer_app.E040",
-            "KAFKA_CONSUMER['BOOTSTRAP_SERVERS'] has an empty or non-string entry",
+            "KAFKA_CONSUMER['BOOTSTRAP_SERVERS'] has an empty, non-string or unprintable entry",
             "List the brokers as 'host:port' strings, e.g. 'kafka-1:9092,kafka-2:9092' or ['kafka-1:9092'].",
         )
     ]
@@ -906,19 +952,19 @@ def _librdkafka_options_problems(config: Any, where: str) -> list[Problem]:
         return []  # E007 / E018
     found = []
     for key, option in config.items():
-        if not isinstance(key, str):
+        if text_problem(key, "an option name"):
             found.append(
                 Problem(
                     "kafka_consumer_app.E041",
-                    f"{where} has a key of type {type(key).__name__}; librdkafka option names are strings",
+                    f"{where} has the key {key!r}; librdkafka option names are printable strings",
                     "Use librdkafka property names as keys, e.g. 'security.protocol'.",
                 )
             )
-        elif option is None or isinstance(option, (list, tuple, set, dict, bytes)):
+        elif librdkafka_value_problem(key, option):
             found.append(
                 Problem(
                     "kafka_consumer_app.E041",
-                    f"{where}[{key!r}] must be a string, a number or a boolean, not {type(option).__name__}",
+                    f"{where}[{key!r}] {librdkafka_value_problem(key, option)}",
                     "librdkafka would receive its Python repr; set a string or number, or remove the option.",
                 )
             )
@@ -973,20 +1019,20 @@ def _credentials_problems(config: Mapping[str, Any], where: str) -> list[Problem
 def _topic_coverage_problems(top: dict[str, Any], name: Any, overrides: dict[str, Any]) -> list[Problem]:
     where = f"KAFKA_CONSUMER['TOPICS'][{name!r}]"
     found = []
-    if not isinstance(name, str) or not KAFKA_TOPIC_NAME.match(name):
+    if topic_name_problem(name):
         found.append(
             Problem(
                 "kafka_consumer_app.E045",
-                f"KAFKA_CONSUMER['TOPICS'] has the key {name!r}, which is not a legal topic name",
+                f"KAFKA_CONSUMER['TOPICS'] has the key {name!r}, which {topic_name_problem(name)}",
                 "Key TOPICS by the topic's name as given to --topic: letters, digits, '.', '_' and '-'.",
             )
         )
     group = overrides.get("GROUP_ID")
-    if "GROUP_ID" in overrides and group is not None and not (isinstance(group, str) and group):
+    if "GROUP_ID" in overrides and group is not None and group_id_problem(group):
         found.append(
             Problem(
                 "kafka_consumer_app.E046",
-                f"{where}['GROUP_ID'] must be a non-empty string, not {group!r}",
+                f"{where}['GROUP_ID'] {group_id_problem(group)}",
                 "Set the topic's consumer group name, or remove GROUP_ID to use the top-level one.",
             )
         )
@@ -1019,12 +1065,12 @@ def _dead_letter_coverage_problems(
 ) -> list[Problem]:
     found = []
     dlt = overrides.get("DEAD_LETTER_TOPIC")
-    if isinstance(dlt, str) and dlt:
-        if not KAFKA_TOPIC_NAME.match(dlt):
+    if isinstance(dlt, str) and dlt.strip():
+        if topic_name_problem(dlt):
             found.append(
                 Problem(
                     "kafka_consumer_app.E045",
-                    f"{where}['DEAD_LETTER_TOPIC'] {dlt!r} is not a legal Kafka topic name",
+                    f"{where}['DEAD_LETTER_TOPIC'] {topic_name_problem(dlt)}",
                     "Use letters, digits, '.', '_' and '-' only, at most 249 characters.",
                 )
             )
@@ -1124,13 +1170,13 @@ OFFSET_RESET_POLICIES = {
     "latest": "latest",
     "end": "latest",
 }
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+\Z")
 MAX_APP_NAME = 40
-MEMORY_QUANTITY = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
-CPU_QUANTITY = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?m?$")
+MEMORY_QUANTITY = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?\Z")
+CPU_QUANTITY = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?m?\Z")
 _MEMORY_UNITS = {
     "": 1,
     "k": 10**3,
@@ -1214,12 +1260,12 @@ def _manifests_problems(value: dict[str, Any]) -> list[Problem]:
                     "Write MANIFESTS = {'APP_NAME': '<service>', ...}; see 'Deploying on Kubernetes' in the README.",
                 )
             ]
-        unknown = sorted(str(key) for key in set(manifests) - set(MANIFESTS_DOC) - set(MANIFEST_TOPIC_KEYS))
+        unknown = key_list(set(manifests) - set(MANIFESTS_DOC) - set(MANIFEST_TOPIC_KEYS))
         if unknown:
             found.append(
                 Problem(
                     "kafka_consumer_app.E060",
-                    f"unknown key(s) in KAFKA_CONSUMER['MANIFESTS']: {', '.join(unknown)}",
+                    f"unknown key(s) in KAFKA_CONSUMER['MANIFESTS']: {unknown}",
                     f"Valid keys are {', '.join(MANIFESTS_DOC)} and the per-topic defaults "
                     f"{', '.join(MANIFEST_TOPIC_KEYS)}.",
                 )
@@ -1484,12 +1530,12 @@ def _schema_registry_problems(registry: Any) -> list[Problem]:
     if not isinstance(registry, dict):
         return [Problem("kafka_consumer_app.E080", f"{where} must be a dict, not {type(registry).__name__}", hint)]
     found = []
-    unknown = sorted(str(key) for key in set(registry) - set(SCHEMA_REGISTRY_DOC))
+    unknown = key_list(set(registry) - set(SCHEMA_REGISTRY_DOC))
     if unknown:
         found.append(
             Problem(
                 "kafka_consumer_app.E080",
-                f"unknown key(s) in {where}: {', '.join(unknown)}",
+                f"unknown key(s) in {where}: {unknown}",
                 f"Valid keys are {', '.join(SCHEMA_REGISTRY_DOC)}; other client options go in CONFIG.",
             )
         )

@@ -19,40 +19,53 @@ from kafka_consumer_app.composition import ConsumerSpec, configure_logging, rese
 from kafka_consumer_app.engine.consumer import RunOptions
 from kafka_consumer_app.engine.offsets import OffsetReset, parse_offset_time
 from kafka_consumer_app.exceptions import ConfigurationError, KafkaConsumerAppError
-from kafka_consumer_app.settings import conf
+from kafka_consumer_app.validation import (
+    first_problem,
+    group_id_problem,
+    group_name,
+    one_line_usage_errors,
+    port_number,
+    port_problem,
+    positive_int,
+    positive_seconds,
+    text_problem,
+    topic_name,
+    topic_name_problem,
+)
+
+__all__ = ["Command", "offset_time", "port_number", "positive_int", "positive_seconds"]
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer greater than zero."""
+def offset_time(text: str) -> str:
+    """argparse type: an ISO 8601 time, kept as given (an empty one, e.g. an unset variable, is refused)."""
+    problem = offset_time_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def offset_time_problem(value: Any) -> str | None:
+    """Why ``value`` is not an ISO 8601 time to rewind to, or None."""
+    problem = text_problem(value, "an ISO 8601 time such as 2026-11-27T09:30:00Z")
+    if problem:
+        return problem
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
+        parse_offset_time(value)
+    except ConfigurationError:
+        return f"{value!r} is not an ISO 8601 time; write e.g. 2026-11-27T09:30:00Z"
+    return None
 
 
-def port_number(text: str) -> int:
-    """argparse type: a TCP port from 1 to 65535 (0, "any free port", is refused: probes need a known port)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not conf.valid_port(value):
-        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, not {text!r}")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    """argparse type: a number of seconds greater than zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
-    return value
+def option_problem(options: dict[str, Any]) -> str | None:
+    """The first invalid option value, as one line; call_command() keywords skip argparse, so all are re-checked."""
+    return first_problem(
+        {
+            "--topic": (options.get("topic"), topic_name_problem),
+            "--group-id": (options.get("group_id"), group_id_problem),
+            "--offset-time": (options.get("offset_time"), offset_time_problem),
+            "--health-port": (options.get("health_port"), port_problem),
+        }
+    )
 
 
 class Command(BaseCommand):
@@ -67,10 +80,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Declare the command-line options."""
+        one_line_usage_errors(parser)
         # -t, -g/--group_id and --extra are the options of openedx-events' own consume_events, accepted as aliases.
-        parser.add_argument("-t", "--topic", required=True, help="Topic to consume, without TOPIC_PREFIX.")
         parser.add_argument(
-            "-g", "--group-id", "--group_id", dest="group_id", help="Consumer group; overrides the settings."
+            "-t", "--topic", required=True, type=topic_name, help="Topic to consume, without TOPIC_PREFIX."
+        )
+        parser.add_argument(
+            "-g",
+            "--group-id",
+            "--group_id",
+            dest="group_id",
+            type=group_name,
+            help="Consumer group; overrides the settings.",
         )
         parser.add_argument(
             "--extra",
@@ -93,6 +114,7 @@ class Command(BaseCommand):
         )
         replay.add_argument(
             "--offset-time",
+            type=offset_time,
             metavar="ISO8601",
             help="Rewind the group once to the first message at or after this time (UTC if no zone), then consume.",
         )
@@ -118,6 +140,9 @@ class Command(BaseCommand):
         configure_logging(options["verbosity"])
         apply_open_edx_options(options)
         try:
+            problem = option_problem(options)
+            if problem:
+                raise ConfigurationError(problem)
             spec = ConsumerSpec(
                 topic=options["topic"],
                 group_id=options.get("group_id"),
@@ -142,7 +167,7 @@ def offset_reset(options: dict[str, Any]) -> OffsetReset | None:
     reset = None
     if options.get("from_beginning"):
         reset = OffsetReset()
-    elif options.get("offset_time"):
+    elif options.get("offset_time") is not None:
         reset = OffsetReset(parse_offset_time(options["offset_time"]))
     if options.get("reset_only") and reset is None:
         raise ConfigurationError("--reset-only needs --from-beginning or --offset-time to say where to reset to")
@@ -187,13 +212,15 @@ def apply_open_edx_options(options: dict[str, Any]) -> None:
             extra = open_edx_extra(extra)
         except argparse.ArgumentTypeError as error:
             raise CommandError(f"--extra {error}", returncode=2) from error
-    offset_time = extra.get("offset_time")
-    if offset_time is None:
+    if "offset_time" not in extra:
         return
-    if options.get("offset_time") or options.get("from_beginning"):
+    if options.get("offset_time") is not None or options.get("from_beginning"):
         raise CommandError(
             "--extra offset_time is --offset-time: give only one of --extra offset_time, --offset-time and "
             "--from-beginning",
             returncode=2,
         )
-    options["offset_time"] = str(offset_time)
+    problem = offset_time_problem(extra["offset_time"])
+    if problem:  # not str()'d: a number or null here is a mistake, not a time
+        raise CommandError(f"--extra offset_time {problem}", returncode=2)
+    options["offset_time"] = extra["offset_time"]

@@ -13,6 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kafka_consumer_app.operations import manifests
+from kafka_consumer_app.validation import first_problem, non_empty_text, one_line_usage_errors, path_problem, topic_name
 
 
 class Command(BaseCommand):
@@ -28,27 +29,42 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Declare the command-line options."""
-        parser.add_argument("--image", required=True, help="The service's container image, e.g. registry/app:1.2.3.")
+        one_line_usage_errors(parser)
+        parser.add_argument(
+            "--image",
+            required=True,
+            type=non_empty_text("an image reference such as 'registry/service:1.2.3'"),
+            help="The service's container image, e.g. registry/app:1.2.3.",
+        )
         parser.add_argument(
             "--topic",
             action="append",
             default=[],
             dest="topics",
+            type=topic_name,
             help="A topic to render (repeatable). Default: every topic of KAFKA_CONSUMER['TOPICS'].",
         )
-        parser.add_argument("--namespace", help="Namespace of every object; overrides MANIFESTS['NAMESPACE'].")
+        parser.add_argument(
+            "--namespace",
+            type=non_empty_text("a namespace name"),
+            help="Namespace of every object; overrides MANIFESTS['NAMESPACE'].",
+        )
         parser.add_argument(
             "--keda", action="store_true", help="Scale every topic rendered with KEDA, as if each had KEDA: True."
         )
         parser.add_argument(
             "--output",
             metavar="DIR",
+            type=non_empty_text("a directory"),
             help="Write one file per topic, a shared file and kustomization.yaml into DIR instead of printing.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Render, then print or write."""
         try:
+            problem = first_problem({"--output": (options.get("output"), path_problem)})
+            if problem:
+                raise manifests.ManifestError(problem)
             files = manifests.render(
                 options["image"], options["topics"], namespace=options.get("namespace"), keda=options["keda"]
             )

@@ -17,6 +17,7 @@ from kafka_consumer_app.composition import configure_logging
 from kafka_consumer_app.exceptions import KafkaConsumerAppError
 from kafka_consumer_app.operations.status import read_status, render_json, render_table
 from kafka_consumer_app.settings import conf
+from kafka_consumer_app.validation import group_name, one_line_usage_errors, topic_name
 
 
 class Command(BaseCommand):
@@ -31,8 +32,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Declare the command-line options."""
-        parser.add_argument("--topic", required=True, help="Topic, without TOPIC_PREFIX.")
-        parser.add_argument("--group-id", help="Consumer group; default: the one consume_events would use.")
+        one_line_usage_errors(parser)
+        parser.add_argument("--topic", required=True, type=topic_name, help="Topic, without TOPIC_PREFIX.")
+        parser.add_argument(
+            "--group-id", type=group_name, help="Consumer group; default: the one consume_events would use."
+        )
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -15,10 +15,19 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kafka_consumer_app.composition import configure_logging
 from kafka_consumer_app.exceptions import ConfigurationError, KafkaConsumerAppError
-from kafka_consumer_app.management.commands.consume_events import positive_int
 from kafka_consumer_app.operations.replay import DeadLetterReplayer, ReplayOptions
 from kafka_consumer_app.settings import conf
 from kafka_consumer_app.settings.conf import FailureConfig, TopicConfig
+from kafka_consumer_app.validation import (
+    first_problem,
+    group_id_problem,
+    group_name,
+    one_line_usage_errors,
+    positive_int,
+    positive_int_problem,
+    topic_name,
+    topic_name_problem,
+)
 
 
 class Command(BaseCommand):
@@ -32,16 +41,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Declare the command-line options."""
-        parser.add_argument("--topic", required=True, help="The dead-letter topic, by its full Kafka name.")
-        parser.add_argument("--to", dest="to_topic", help="Republish here instead of each message's original topic.")
+        one_line_usage_errors(parser)
+        parser.add_argument(
+            "--topic", required=True, type=topic_name, help="The dead-letter topic, by its full Kafka name."
+        )
+        parser.add_argument(
+            "--to", dest="to_topic", type=topic_name, help="Republish here instead of each message's original topic."
+        )
         parser.add_argument("--max-messages", type=positive_int, help="Replay at most this many messages.")
         parser.add_argument("--dry-run", action="store_true", help="List what would be replayed; write nothing.")
-        parser.add_argument("--group-id", help="Group that keeps the replay's progress (default: <topic>-replay).")
+        parser.add_argument(
+            "--group-id", type=group_name, help="Group that keeps the replay's progress (default: <topic>-replay)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Validate settings, replay, and report how many messages were republished."""
         configure_logging(options["verbosity"])
         try:
+            problem = replay_option_problem(options)
+            if problem:
+                raise ConfigurationError(problem)
             found = conf.problems()
             if found:
                 raise ConfigurationError(found[0].one_line())
@@ -50,7 +69,7 @@ class Command(BaseCommand):
             config = TopicConfig(
                 topic=topic,
                 kafka_topic=topic,
-                group_id=options.get("group_id") or f"{topic}-replay",
+                group_id=replay_group(options),
                 bootstrap_servers=conf.bootstrap_servers() or "",
                 consumer_config=dict(top.get("CONSUMER_CONFIG") or {}),
                 failure=FailureConfig(producer_config=dict(top.get("PRODUCER_CONFIG") or {})),
@@ -63,3 +82,26 @@ class Command(BaseCommand):
             raise CommandError(str(error), returncode=error.exit_code) from error
         verb = "Would replay" if summary.dry_run else "Replayed"
         self.stdout.write(f"{verb} {summary.replayed} message(s) from {topic}.")
+
+
+def replay_group(options: dict[str, Any]) -> str:
+    """The group keeping the replay's progress: --group-id, else ``<topic>-replay``."""
+    group = options.get("group_id")
+    return f"{options['topic']}-replay" if group is None else group
+
+
+def replay_option_problem(options: dict[str, Any]) -> str | None:
+    """The first invalid option, as one line; call_command() keywords skip argparse, so all are re-checked."""
+    problem = first_problem(
+        {
+            "--topic": (options.get("topic"), topic_name_problem),
+            "--to": (options.get("to_topic"), topic_name_problem),
+            "--max-messages": (options.get("max_messages"), positive_int_problem),
+            "--group-id": (options.get("group_id"), group_id_problem),
+        }
+    )
+    default_problem = group_id_problem(replay_group(options)) if problem is None else None
+    if default_problem:
+        # A 249-character topic makes a default group one too long: say which option fixes it.
+        problem = f"--group-id (default: <topic>-replay) {default_problem}: pass a shorter --group-id"
+    return problem
