@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 from django.db import close_old_connections
 
+from kafka_consumer_app.client_errors import ClientErrors, wait_for_metadata
 from kafka_consumer_app.engine.db import OldConnectionCloser
 from kafka_consumer_app.engine.dispatch import Dispatcher, DispatchResult
 from kafka_consumer_app.engine.failures import (
@@ -49,12 +50,10 @@ from kafka_consumer_app.engine.stats import total_lag
 from kafka_consumer_app.engine.watchdog import Watchdog
 from kafka_consumer_app.exceptions import (
     AuthenticationError,
-    BrokerUnavailableError,
     CircuitOpenError,
     ConfigurationError,
     DeserializationError,
     FatalKafkaError,
-    KafkaConsumerAppError,
     MessageFailedError,
     TopicNotFoundError,
 )
@@ -90,6 +89,18 @@ COMMIT_RETRY_INTERVAL = 0.2
 
 #: Errors that mean the client lost the cluster for a while; librdkafka reconnects on its own.
 TRANSIENT_ERRORS = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE})
+#: Errors that say the consumed topic may be gone; a metadata check decides.
+MISSING_TOPIC_ERRORS = frozenset(
+    {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION}
+)
+#: librdkafka notices a deleted topic only on a metadata refresh (topic.metadata.refresh.interval.ms,
+#: 5 min), so the loop asks for the topic's metadata itself this often: one small request.
+TOPIC_CHECK_INTERVAL = 10.0
+#: A first "unknown topic" answer fails readiness; a second one this much later confirms the deletion,
+#: so a topic briefly missing from one broker's metadata (while it is being created) is not taken for it.
+DELETION_CONFIRM_DELAY = 5.0
+#: The longest a topic check may hold up the loop when no broker answers (then nothing is concluded).
+TOPIC_CHECK_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -160,10 +171,11 @@ class EventConsumer:
         self.watchdog = Watchdog(failure.soft_timeout, failure.hard_timeout, on_stall=self._commit_before_exit)
         self._dead_letters: DeadLetterProducer | None = None
         self._client: Consumer | None = None
-        self._fatal: KafkaConsumerAppError | None = None
         self._unreachable_logged_at = -UNREACHABLE_LOG_INTERVAL
         self._unreachable_count = 0
-        self._tls_error: str | None = None  # the latest TLS handshake failure, fatal while starting
+        self._errors = ClientErrors()
+        self._topic_check_at = time.monotonic() + TOPIC_CHECK_INTERVAL
+        self._topic_missing_since: float | None = None  # when a broker first said the topic does not exist
         self._last_message_at = time.monotonic()
         self._assigned = False  # the --idle-timeout clock runs only once the group assigned partitions
         self._reset_pending = self.options.reset is not None
@@ -256,31 +268,75 @@ class EventConsumer:
 
     def _wait_for_topic(self, client: Consumer) -> None:
         """Fetch the topic's metadata within CONNECT_TIMEOUT; fail clearly if it cannot be had."""
-        deadline = time.monotonic() + self.config.connect_timeout
-        last_error = "no answer"
-        while not self.stop.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BrokerUnavailableError(
-                    f"could not reach Kafka at {self.config.bootstrap_servers} within "
-                    f"{self.config.connect_timeout:g}s ({last_error}); check KAFKA_CONSUMER['BOOTSTRAP_SERVERS'], "
-                    "the network and the security settings"
-                )
-            try:
-                metadata = client.list_topics(self.config.kafka_topic, timeout=min(remaining, 2.0))
-            except KafkaException as error:
-                last_error = error.args[0].str() if error.args else str(error)
-                client.poll(0.1)  # serve error_cb, which reports authentication failures
-                self._raise_if_fatal()
-                if self._tls_error is not None:
-                    # A certificate that cannot be verified will not verify on the next try either.
-                    raise AuthenticationError(
-                        f"the TLS handshake with Kafka failed ({self._tls_error}); check security.protocol and "
-                        "the ssl.* options (ssl.ca.location) in KAFKA_CONSUMER['CONSUMER_CONFIG']"
-                    ) from error
-                continue
+        metadata = wait_for_metadata(
+            client,
+            self.config.kafka_topic,
+            self.config.bootstrap_servers,
+            self.config.connect_timeout,
+            self._errors,
+            self.stop.is_set,
+        )
+        if metadata is not None:
             self._check_topic_metadata(metadata)
+
+    def _check_topic_still_exists(self, client: Consumer) -> None:
+        """Every TOPIC_CHECK_INTERVAL, ask a broker whether the topic still exists; exit once it confirms not."""
+        now = time.monotonic()
+        if now < self._topic_check_at:
             return
+        self._topic_check_at = now + TOPIC_CHECK_INTERVAL
+        try:
+            metadata = client.list_topics(self.config.kafka_topic, timeout=TOPIC_CHECK_TIMEOUT)
+        except KafkaException:
+            return  # no broker answered: an outage is not a deletion, and librdkafka reports it already
+        topic = metadata.topics.get(self.config.kafka_topic)
+        error = topic.error if topic is not None else None
+        if topic is not None and error is None:
+            self._topic_found_again()
+        elif topic is None or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            self._topic_unknown(client, now)
+
+    def _topic_unknown(self, client: Consumer, now: float) -> None:
+        if self._topic_missing_since is None:
+            self._topic_missing_since = now
+            self._topic_check_at = now + DELETION_CONFIRM_DELAY
+            self._emit("after_topic_missing", True)
+            logger.warning(
+                "Kafka says topic %s (group %s) does not exist; readiness fails, and the consumer exits if it "
+                "still does not exist in %.0fs.",
+                self.config.kafka_topic,
+                self.config.group_id,
+                DELETION_CONFIRM_DELAY,
+            )
+            return
+        if now - self._topic_missing_since < DELETION_CONFIRM_DELAY:
+            return
+        self._commit_handled_before_deletion_exit(client)
+        raise TopicNotFoundError(
+            f"topic {self.config.kafka_topic!r} was deleted from {self.config.bootstrap_servers} while group "
+            f"{self.config.group_id} consumed it; recreate the topic (or remove this consumer), then restart"
+        )
+
+    def _topic_found_again(self) -> None:
+        if self._topic_missing_since is None:
+            return
+        self._topic_missing_since = None
+        self._emit("after_topic_missing", False)
+        logger.info(
+            "Topic %s exists after all (group %s); consuming goes on.", self.config.kafka_topic, self.config.group_id
+        )
+
+    def _commit_handled_before_deletion_exit(self, client: Consumer) -> None:
+        """Commit stored (handled) offsets if the broker still takes them; after a deletion it usually does not."""
+        try:
+            client.commit(asynchronous=False)
+        except KafkaException as error:
+            logger.info(
+                "Could not commit the last handled offsets of deleted topic %s (group %s): %s; exiting.",
+                self.config.kafka_topic,
+                self.config.group_id,
+                _without_secrets(error.args[0].str() if error.args else str(error)),
+            )
 
     def _check_topic_metadata(self, metadata: Any) -> None:
         topic = metadata.topics.get(self.config.kafka_topic)
@@ -375,6 +431,7 @@ class EventConsumer:
                 continue
             self._handle(client, raw)
         self._report_progress()
+        self._check_topic_still_exists(client)
 
     def _handle(self, client: Consumer, raw: KafkaMessage) -> None:
         """Deserialize and dispatch one message, then store its offset if every receiver returned."""
@@ -777,17 +834,10 @@ class EventConsumer:
 
     def _on_error(self, error: KafkaError) -> None:
         """librdkafka's error callback, served from poll(): record fatal errors, log the rest."""
-        if error.code() == KafkaError._SSL:
-            self._tls_error = _without_secrets(error.str())
-        if error.code() == KafkaError._AUTHENTICATION:
-            self._fatal = AuthenticationError(
-                f"Kafka rejected the credentials ({_without_secrets(error.str())}); check the sasl.* and ssl.* "
-                "options in KAFKA_CONSUMER['CONSUMER_CONFIG']"
-            )
-        elif error.fatal():
-            self._fatal = FatalKafkaError(
-                f"fatal Kafka error: {error.str()}; the client cannot recover, so the process exits for a restart"
-            )
+        if self._errors.record(error):
+            return
+        if error.code() in MISSING_TOPIC_ERRORS:
+            self._check_topic_soon(error)
         elif error.code() in TRANSIENT_ERRORS:
             self._log_unreachable(error)
         else:
@@ -806,12 +856,22 @@ class EventConsumer:
         )
         self._unreachable_logged_at, self._unreachable_count = now, 0
 
+    def _check_topic_soon(self, error: KafkaError) -> None:
+        """librdkafka says the topic or a partition is unknown: let the next loop turn check the topic's metadata."""
+        if self._topic_missing_since is None:
+            self._topic_check_at = min(self._topic_check_at, time.monotonic())
+        logger.info(
+            "Kafka reported %s for topic %s (group %s); checking whether the topic still exists.",
+            _without_secrets(error.str()),
+            self.config.kafka_topic,
+            self.config.group_id,
+        )
+
     def _on_message_error(self, error: KafkaError) -> None:
-        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-            raise TopicNotFoundError(
-                f"topic {self.config.kafka_topic!r} disappeared from the cluster ({error.str()}); "
-                "recreate it or stop this consumer"
-            )
+        if error.code() in MISSING_TOPIC_ERRORS:
+            # Decided by the metadata check, so that a topic briefly missing while created is not fatal.
+            self._check_topic_soon(error)
+            return
         # A fatal error reaches the loop as a message whose error code is _FATAL, and that error's own
         # fatal() flag is not set: the code is what says the client cannot go on (a fenced member, say).
         if error.fatal() or error.code() == KafkaError._FATAL:
@@ -824,8 +884,7 @@ class EventConsumer:
             getattr(hook, name)(self, *args)
 
     def _raise_if_fatal(self) -> None:
-        if self._fatal is not None:
-            raise self._fatal
+        self._errors.raise_if_fatal()
 
 
 def _value_signal_receivers(config: TopicConfig) -> Callable[[], bool] | None:

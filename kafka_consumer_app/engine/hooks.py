@@ -80,6 +80,10 @@ class ConsumerHooks:
     def after_commit_failed(self, consumer: ConsumerView, error: KafkaError | Exception) -> None:
         """Called when committing offsets failed (they stay stored and are retried)."""
 
+    def after_topic_missing(self, consumer: ConsumerView, missing: bool) -> None:
+        """Called when a broker said the topic does not exist (``missing``; the consumer exits unless it
+        reappears within seconds), and when it was found again (not ``missing``)."""
+
     def after_stop(self, consumer: ConsumerView) -> None:
         """Called once the loop ended, cleanly or not, before the client is closed."""
 

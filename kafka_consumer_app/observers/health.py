@@ -104,6 +104,8 @@ class Readiness:
         self.partitions: set[int] = set()
         #: (state, join_state) from statistics newer than the latest rebalance callback, else None.
         self.group: tuple[str, str] | None = None
+        #: Why the topic is taken for deleted, or None while it exists.
+        self.topic_gone: str | None = None
 
     def assigned(self, partitions: Sequence[int]) -> None:
         """The group assigned ``partitions`` (possibly none) to this consumer."""
@@ -126,6 +128,8 @@ class Readiness:
 
     def check(self) -> tuple[bool, str]:
         """Return whether the consumer is ready, and a one-line reason."""
+        if self.topic_gone is not None:
+            return False, f"not ready: {self.topic_gone}"
         if not self.member:
             return False, "not ready: waiting for the group to assign partitions"
         if self.group is not None and self.group != ("up", "steady"):
@@ -177,6 +181,14 @@ class HealthServer(ConsumerHooks):
     def after_revoke(self, consumer: ConsumerView, partitions: Sequence[int], lost: bool) -> None:
         """Record the revocation for /readyz."""
         self.readiness.revoked(partitions, lost)
+
+    def after_topic_missing(self, consumer: ConsumerView, missing: bool) -> None:
+        """A deleted topic makes the consumer not ready at once, although it serves until it exits."""
+        self.readiness.topic_gone = (
+            f"topic {consumer.config.kafka_topic!r} was deleted (Kafka says it does not exist); the consumer exits"
+            if missing
+            else None
+        )
 
     def after_stats(self, consumer: ConsumerView, stats: dict[str, Any]) -> None:
         """Record the group state for /readyz."""
