@@ -51,6 +51,7 @@ class Command(BaseCommand):
                 kafka_topic=topic,
                 group_id=options.get("group_id") or f"{topic}-replay",
                 bootstrap_servers=conf.bootstrap_servers() or "",
+                connect_timeout=float(top.get("CONNECT_TIMEOUT", 30.0)),
                 consumer_config=dict(top.get("CONSUMER_CONFIG") or {}),
                 failure=FailureConfig(producer_config=dict(top.get("PRODUCER_CONFIG") or {})),
             )
