@@ -310,3 +310,43 @@ def test_redacted_masks_secret_keys_at_any_depth_and_keeps_the_rest():
     assert masked["TOPICS"]["orders"]["CONSUMER_CONFIG"] == {"SASL.PASSWORD": MASK}
     assert masked["BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert config["CONSUMER_CONFIG"]["sasl.password"] == "p1"  # the input is left alone
+
+
+# -- every command fails fast on rejected credentials and certificates ----------------------------
+
+
+@pytest.mark.parametrize("command", ["replay_dead_letters", "consumer_status"])
+def test_wrong_credentials_end_every_kafka_command_fast_with_one_line_naming_them(
+    settings, sasl_broker, topic, command
+):
+    configure(settings, sasl_broker.sasl_bootstrap_servers, sasl_config("SCRAM-SHA-512", WRONG_PASSWORD))
+    started = time.monotonic()
+
+    with pytest.raises(CommandError) as caught:
+        call_command(command, topic=topic, stdout=StringIO())
+
+    elapsed = time.monotonic() - started
+    print(f"{command} with a wrong password: exit {caught.value.returncode} after {elapsed:.1f}s")
+    assert elapsed < FAIL_FAST_SECONDS, f"took {elapsed:.1f}s"
+    assert caught.value.returncode == 1
+    assert str(caught.value).startswith("Kafka rejected the credentials (")
+    assert "check the sasl.* and ssl.* options" in str(caught.value) and "\n" not in str(caught.value)
+    assert WRONG_PASSWORD not in str(caught.value) and "BOOTSTRAP_SERVERS" not in str(caught.value)
+
+
+@pytest.mark.parametrize("command", ["replay_dead_letters", "consumer_status"])
+def test_an_unverifiable_certificate_ends_every_kafka_command_fast_as_a_tls_failure(
+    settings, sasl_broker, topic, command
+):
+    config = sasl_config("SCRAM-SHA-512", tls=sasl_broker.ca_file)
+    del config["ssl.ca.location"]  # the system's CAs do not know the self-signed certificate
+    configure(settings, sasl_broker.sasl_ssl_bootstrap_servers, config)
+    started = time.monotonic()
+
+    with pytest.raises(CommandError) as caught:
+        call_command(command, topic=topic, stdout=StringIO())
+
+    assert time.monotonic() - started < FAIL_FAST_SECONDS
+    assert caught.value.returncode == 1
+    assert str(caught.value).startswith("the TLS handshake with Kafka failed (")
+    assert "certificate verify failed" in str(caught.value)

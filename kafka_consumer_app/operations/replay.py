@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
+from kafka_consumer_app.client_errors import ClientErrors, wait_for_metadata
 from kafka_consumer_app.engine.failures import (
     HEADER_EXCEPTION_CLASS,
     HEADER_PREFIX,
@@ -27,7 +28,6 @@ from kafka_consumer_app.engine.failures import (
     producer_config,
 )
 from kafka_consumer_app.exceptions import (
-    BrokerUnavailableError,
     ConfigurationError,
     DeadLetterError,
     TopicNotFoundError,
@@ -66,11 +66,16 @@ class DeadLetterReplayer:
         self.options = options
         self.echo = echo
         self.summary = ReplaySummary(dry_run=options.dry_run)
+        self.errors = ClientErrors()  # the error_cb of both clients: credentials and TLS fail fast
 
     def run(self) -> ReplaySummary:
         """Replay up to the end offsets seen at start (or ``max_messages``); return the summary."""
         consumer = Consumer(self._consumer_config())
-        producer = None if self.options.dry_run else Producer(producer_config(self.config))
+        producer = (
+            None
+            if self.options.dry_run
+            else Producer(producer_config(self.config, error_cb=self.errors.record, **_quiet_logger()))
+        )
         try:
             ends = self._assign(consumer)
             last_message_at = time.monotonic()
@@ -104,7 +109,8 @@ class DeadLetterReplayer:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
-                "logger": logging.getLogger("kafka_consumer_app.librdkafka"),
+                "error_cb": self.errors.record,
+                **_quiet_logger(),
             }
         )
         return config
@@ -112,12 +118,9 @@ class DeadLetterReplayer:
     def _assign(self, consumer: Consumer) -> dict[int, int]:
         """Assign every partition from the group's committed offset; return the end offsets still to reach."""
         topic = self.config.kafka_topic
-        try:
-            metadata = consumer.list_topics(topic, timeout=self.options.timeout)
-        except KafkaException as error:
-            raise BrokerUnavailableError(
-                f"could not reach Kafka at {self.config.bootstrap_servers} ({error}); check BOOTSTRAP_SERVERS"
-            ) from error
+        metadata = wait_for_metadata(
+            consumer, topic, self.config.bootstrap_servers, self.config.connect_timeout, self.errors
+        )
         found = metadata.topics.get(topic)
         if found is None or found.error is not None:
             raise TopicNotFoundError(f"dead-letter topic {topic!r} does not exist; check --topic")
@@ -168,6 +171,7 @@ class DeadLetterReplayer:
             target, value=raw.value(), key=raw.key(), headers=headers, on_delivery=lambda e, _m: outcome.append(e)
         )
         if producer.flush(self.options.timeout) or not outcome or outcome[0] is not None:
+            self.errors.raise_if_rejected()  # the producer's own credentials may be the cause
             why = outcome[0].str() if outcome and outcome[0] is not None else "no delivery report"
             raise DeadLetterError(
                 f"could not republish {_where(raw)} to {target!r} ({why}); it stays in the dead-letter topic and "
@@ -181,6 +185,11 @@ class DeadLetterReplayer:
         if error.fatal():
             raise KafkaException(error)
         logger.warning("Kafka reported %s while replaying; polling goes on.", error.str())
+
+
+def _quiet_logger() -> dict[str, logging.Logger]:
+    """librdkafka's log lines go to the app's librdkafka logger (thinned and redacted there)."""
+    return {"logger": logging.getLogger("kafka_consumer_app.librdkafka")}
 
 
 def _where(raw: KafkaMessage) -> str:

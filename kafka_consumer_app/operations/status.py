@@ -37,6 +37,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from kafka_consumer_app.client_errors import ClientErrors, wait_for_metadata
 from kafka_consumer_app.engine.failures import CONNECTION_OPTION_PREFIXES
 from kafka_consumer_app.exceptions import (
     AuthenticationError,
@@ -146,8 +147,7 @@ class _StatusReader:
     def __init__(self, config: TopicConfig) -> None:
         self.config = config
         self.deadline = time.monotonic() + config.connect_timeout
-        self._auth_error: str | None = None
-        self._tls_error: str | None = None
+        self.errors = ClientErrors()
 
     def read(self) -> GroupStatus:
         admin = self._admin()
@@ -182,7 +182,7 @@ class _StatusReader:
         options.update(
             {
                 "bootstrap.servers": self.config.bootstrap_servers,
-                "error_cb": self._on_error,
+                "error_cb": self.errors.record,
                 "logger": librdkafka_logger,
             }
         )
@@ -201,12 +201,6 @@ class _StatusReader:
                 "KAFKA_CONSUMER['CONSUMER_CONFIG']"
             ) from error
 
-    def _on_error(self, error: KafkaError) -> None:
-        if error.code() == KafkaError._AUTHENTICATION:
-            self._auth_error = _without_secrets(error.str())
-        elif error.code() == KafkaError._SSL:
-            self._tls_error = _without_secrets(error.str())
-
     def _remaining(self) -> float:
         return self.deadline - time.monotonic()
 
@@ -217,33 +211,14 @@ class _StatusReader:
         )
 
     def _raise_if_rejected(self) -> None:
-        if self._auth_error is not None:
-            raise AuthenticationError(
-                f"Kafka rejected the credentials ({self._auth_error}); check the sasl.* and ssl.* options "
-                "in KAFKA_CONSUMER['CONSUMER_CONFIG']"
-            )
-        if self._tls_error is not None:
-            raise AuthenticationError(
-                f"the TLS handshake with Kafka failed ({self._tls_error}); check security.protocol and "
-                "the ssl.* options (ssl.ca.location) in KAFKA_CONSUMER['CONSUMER_CONFIG']"
-            )
+        self.errors.raise_if_rejected()
 
     def _partitions(self, admin: AdminClient) -> list[int]:
         """The topic's partitions, waiting for the cluster until the deadline."""
         topic = self.config.kafka_topic
-        last_error = "no answer"
-        while True:
-            remaining = self._remaining()
-            if remaining <= 0:
-                raise self._unreachable(last_error)
-            try:
-                metadata = admin.list_topics(topic, timeout=min(remaining, 2.0))
-            except KafkaException as error:
-                last_error = _reason(error)
-                admin.poll(0.1)  # serve error_cb, which reports authentication and TLS failures
-                self._raise_if_rejected()
-                continue
-            break
+        metadata = wait_for_metadata(
+            admin, topic, self.config.bootstrap_servers, max(self._remaining(), 0.0), self.errors
+        )
         found = metadata.topics.get(topic)
         code = found.error.code() if found is not None and found.error is not None else None
         if found is None or code == KafkaError.UNKNOWN_TOPIC_OR_PART:

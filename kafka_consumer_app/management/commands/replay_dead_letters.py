@@ -71,6 +71,7 @@ class Command(BaseCommand):
                 kafka_topic=topic,
                 group_id=replay_group(options),
                 bootstrap_servers=conf.bootstrap_servers() or "",
+                connect_timeout=float(top.get("CONNECT_TIMEOUT", 30.0)),
                 consumer_config=dict(top.get("CONSUMER_CONFIG") or {}),
                 failure=FailureConfig(producer_config=dict(top.get("PRODUCER_CONFIG") or {})),
             )
