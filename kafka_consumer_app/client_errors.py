@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin._metadata import ClusterMetadata  # the package re-exports it without __all__
 
 from kafka_consumer_app.exceptions import (
     AuthenticationError,
@@ -96,7 +97,7 @@ def wait_for_metadata(
     timeout: float,
     errors: ClientErrors,
     stopped: Callable[[], bool] = lambda: False,
-) -> Any | None:
+) -> ClusterMetadata | None:
     """
     The metadata of ``topic`` from ``client`` (a Consumer, Producer or AdminClient) within ``timeout`` seconds.
 
@@ -114,12 +115,20 @@ def wait_for_metadata(
                 "KAFKA_CONSUMER['BOOTSTRAP_SERVERS'], the network and the security settings"
             )
         try:
-            return client.list_topics(topic, timeout=min(remaining, WAIT_SLICE))
+            metadata: ClusterMetadata = client.list_topics(topic, timeout=min(remaining, WAIT_SLICE))
+            return metadata
         except KafkaException as error:
             last_error = reason(error)
             client.poll(0.1)  # serve error_cb, which reports rejected credentials and TLS failures
             errors.raise_if_rejected()
     return None
+
+
+def metadata_within(client: Any, topic: str, servers: str, timeout: float, errors: ClientErrors) -> ClusterMetadata:
+    """:func:`wait_for_metadata` for a command that no stop request ends early: the metadata, or an error."""
+    metadata = wait_for_metadata(client, topic, servers, timeout, errors)
+    assert metadata is not None  # only a stop request returns None, and this wait has none
+    return metadata
 
 
 def reason(error: KafkaException) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
-from kafka_consumer_app.client_errors import ClientErrors, wait_for_metadata
+from kafka_consumer_app.client_errors import ClientErrors, metadata_within
 from kafka_consumer_app.engine.failures import (
     HEADER_EXCEPTION_CLASS,
     HEADER_PREFIX,
@@ -118,7 +118,7 @@ class DeadLetterReplayer:
     def _assign(self, consumer: Consumer) -> dict[int, int]:
         """Assign every partition from the group's committed offset; return the end offsets still to reach."""
         topic = self.config.kafka_topic
-        metadata = wait_for_metadata(
+        metadata = metadata_within(
             consumer, topic, self.config.bootstrap_servers, self.config.connect_timeout, self.errors
         )
         found = metadata.topics.get(topic)

@@ -35,9 +35,10 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec  # the package re-exports it without __all__
 
-from kafka_consumer_app.client_errors import ClientErrors, wait_for_metadata
+from kafka_consumer_app.client_errors import ClientErrors, metadata_within
 from kafka_consumer_app.engine.failures import CONNECTION_OPTION_PREFIXES
 from kafka_consumer_app.exceptions import (
     AuthenticationError,
@@ -155,8 +156,8 @@ class _StatusReader:
             partitions = self._partitions(admin)
             state, members = self._group(admin)
             committed = self._committed(admin, partitions)
-            earliest = self._offsets(admin, partitions, OffsetSpec.earliest(), "earliest offsets")
-            end = self._offsets(admin, partitions, OffsetSpec.latest(), "end offsets")
+            earliest = self._offsets(admin, partitions, _earliest(), "earliest offsets")
+            end = self._offsets(admin, partitions, _latest(), "end offsets")
         finally:
             admin.poll(0)  # serve queued log lines and errors before the client goes
         return GroupStatus(
@@ -216,7 +217,7 @@ class _StatusReader:
     def _partitions(self, admin: AdminClient) -> list[int]:
         """The topic's partitions, waiting for the cluster until the deadline."""
         topic = self.config.kafka_topic
-        metadata = wait_for_metadata(
+        metadata = metadata_within(
             admin, topic, self.config.bootstrap_servers, max(self._remaining(), 0.0), self.errors
         )
         found = metadata.topics.get(topic)
@@ -372,3 +373,15 @@ def _reason(error: KafkaException) -> str:
 
 def _without_secrets(text: str) -> str:
     return redact_text(text, secret_values())
+
+
+def _earliest() -> OffsetSpec:
+    """The low watermark spec of ``list_offsets``."""
+    spec: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]  # confluent-kafka leaves it untyped
+    return spec
+
+
+def _latest() -> OffsetSpec:
+    """The high watermark (end offset) spec of ``list_offsets``."""
+    spec: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # confluent-kafka leaves it untyped
+    return spec
