@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
 from kafka_consumer_app.client_errors import ClientErrors, metadata_within
@@ -30,8 +30,10 @@ from kafka_consumer_app.engine.failures import (
 from kafka_consumer_app.exceptions import (
     ConfigurationError,
     DeadLetterError,
+    FatalKafkaError,
     TopicNotFoundError,
 )
+from kafka_consumer_app.message import headers_of, position_of
 from kafka_consumer_app.settings.conf import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -77,28 +79,33 @@ class DeadLetterReplayer:
             else Producer(producer_config(self.config, error_cb=self.errors.record, **_quiet_logger()))
         )
         try:
-            ends = self._assign(consumer)
-            last_message_at = time.monotonic()
-            while ends and not self._limit_reached():
-                raw = consumer.poll(1.0)
-                if raw is None:
-                    self._drop_finished(consumer, ends)
-                    if ends and time.monotonic() - last_message_at > self.options.timeout:
-                        raise DeadLetterError(
-                            f"no message arrived from {self.config.kafka_topic} for {self.options.timeout:g}s although "
-                            f"partitions {sorted(ends)} are not at their end; run the replay again"
-                        )
-                    continue
-                last_message_at = time.monotonic()
-                if raw.error() is not None:
-                    self._on_error(raw.error())
-                    continue
-                self._replay_one(consumer, producer, raw)
-                if raw.offset() + 1 >= ends.get(raw.partition(), 0):
-                    ends.pop(raw.partition(), None)
+            self._replay_until_ends(consumer, producer, self._assign(consumer))
         finally:
             consumer.close()
         return self.summary
+
+    def _replay_until_ends(self, consumer: Consumer, producer: Producer | None, ends: dict[int, int]) -> None:
+        """Replay message after message until every partition reached the end seen at start, or the limit."""
+        last_message_at = time.monotonic()
+        while ends and not self._limit_reached():
+            raw = consumer.poll(1.0)
+            if raw is None:
+                self._drop_finished(consumer, ends)
+                if ends and time.monotonic() - last_message_at > self.options.timeout:
+                    raise DeadLetterError(
+                        f"no message arrived from {self.config.kafka_topic} for {self.options.timeout:g}s although "
+                        f"partitions {sorted(ends)} are not at their end; run the replay again"
+                    )
+                continue
+            last_message_at = time.monotonic()
+            error = raw.error()
+            if error is not None:
+                self._on_error(error)
+                continue
+            where = position_of(raw)
+            self._replay_one(consumer, producer, raw)
+            if where.offset + 1 >= ends.get(where.partition, 0):
+                ends.pop(where.partition, None)
 
     def _consumer_config(self) -> dict[str, object]:
         config: dict[str, object] = dict(self.config.consumer_config)
@@ -152,7 +159,7 @@ class DeadLetterReplayer:
     def _target(self, raw: KafkaMessage) -> str:
         if self.options.to_topic:
             return self.options.to_topic
-        for name, value in raw.headers() or []:
+        for name, value in headers_of(raw):
             if name == HEADER_TOPIC and value:
                 return value.decode("utf-8")
         raise ConfigurationError(
@@ -161,7 +168,10 @@ class DeadLetterReplayer:
 
     def _replay_one(self, consumer: Consumer, producer: Producer | None, raw: KafkaMessage) -> None:
         target = self._target(raw)
-        headers = [(name, value) for name, value in raw.headers() or [] if not name.startswith(HEADER_PREFIX)]
+        # Typed as produce() takes them (its value type is wider than what a consumer gets).
+        headers: list[tuple[str, str | bytes | None]] = [
+            (name, value) for name, value in headers_of(raw) if not name.startswith(HEADER_PREFIX)
+        ]
         if producer is None:
             self.echo(f"would replay {_where(raw)} to {target} ({_describe(raw)})")
             self.summary.replayed += 1
@@ -177,13 +187,14 @@ class DeadLetterReplayer:
                 f"could not republish {_where(raw)} to {target!r} ({why}); it stays in the dead-letter topic and "
                 "its offset was not committed; fix the cause and run the replay again"
             )
-        consumer.commit(offsets=[TopicPartition(raw.topic(), raw.partition(), raw.offset() + 1)], asynchronous=False)
+        where = position_of(raw)
+        consumer.commit(offsets=[TopicPartition(where.topic, where.partition, where.offset + 1)], asynchronous=False)
         self.summary.replayed += 1
         self.echo(f"replayed {_where(raw)} to {target}")
 
     def _on_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            raise KafkaException(error)
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            raise FatalKafkaError(f"fatal Kafka error while replaying: {error.str()}; nothing more was replayed")
         logger.warning("Kafka reported %s while replaying; polling goes on.", error.str())
 
 
@@ -193,11 +204,11 @@ def _quiet_logger() -> dict[str, logging.Logger]:
 
 
 def _where(raw: KafkaMessage) -> str:
-    return f"{raw.topic()}[{raw.partition()}]@{raw.offset()}"
+    return str(position_of(raw))
 
 
 def _describe(raw: KafkaMessage) -> str:
-    headers = dict(raw.headers() or [])
+    headers = dict(headers_of(raw))
     reason = (headers.get(HEADER_REASON) or b"?").decode("utf-8", "replace")
     exception = (headers.get(HEADER_EXCEPTION_CLASS) or b"").decode("utf-8", "replace")
     return f"reason {reason}" + (f", {exception}" if exception else "")
