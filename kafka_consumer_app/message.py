@@ -53,6 +53,16 @@ def headers_of(raw: Any) -> Headers:
     return tuple((name, value.encode("utf-8") if isinstance(value, str) else value) for name, value in pairs)
 
 
+def coordinates(topic: str | None, partition: int | None, offset: int | None) -> str:
+    """
+    ``topic[partition]@offset``: how every log line and error names a message, never by its payload.
+
+    Takes confluent-kafka's optional values as they come (a message it built without them shows
+    ``None``), so callers need not check them only to say which message they mean.
+    """
+    return f"{topic}[{partition}]@{offset}"
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """
@@ -83,7 +93,7 @@ class Message:
 
     def __str__(self) -> str:
         """Name the message by its coordinates, never by its payload (which may hold personal data)."""
-        return f"{self.topic}[{self.partition}]@{self.offset}"
+        return coordinates(self.topic, self.partition, self.offset)
 
 
 def to_datetime(timestamp: tuple[int, int] | None) -> datetime | None:

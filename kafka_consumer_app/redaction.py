@@ -45,7 +45,16 @@ SECRET_KEY_PARTS = (
     "basic_auth",
 )
 #: Loggers whose lines may quote librdkafka: its log lines and its error strings.
-PROTECTED_LOGGERS = ("kafka_consumer_app.librdkafka", "kafka_consumer_app.engine.consumer")
+PROTECTED_LOGGERS = (
+    "kafka_consumer_app.librdkafka",
+    "kafka_consumer_app.engine.consumer",
+    "kafka_consumer_app.engine.client",
+    "kafka_consumer_app.engine.topic_watch",
+    "kafka_consumer_app.engine.commits",
+    "kafka_consumer_app.engine.rebalance",
+    "kafka_consumer_app.engine.retries",
+    "kafka_consumer_app.engine.outcomes",
+)
 #: Secret values shorter than this are not searched for in log lines (they would mask ordinary words).
 MIN_SECRET_LENGTH = 4
 

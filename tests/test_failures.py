@@ -12,7 +12,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from kafka_consumer_app.engine.failures import HEADER_ATTEMPTS, HEADER_REASON, CircuitBreaker, RetryPolicy
+from kafka_consumer_app.engine.dead_letters import HEADER_ATTEMPTS, HEADER_REASON
+from kafka_consumer_app.engine.policy import CircuitBreaker, RetryPolicy
 from kafka_consumer_app.engine.watchdog import Watchdog
 from kafka_consumer_app.exceptions import EXIT_HANDLER_FAILED, EXIT_STALLED
 from kafka_consumer_app.settings.conf import RetryConfig

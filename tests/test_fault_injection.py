@@ -30,7 +30,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 from django.core.management import call_command
 
-from kafka_consumer_app.engine.failures import (
+from kafka_consumer_app.engine.dead_letters import (
     HEADER_ATTEMPTS,
     HEADER_EXCEPTION_CLASS,
     HEADER_EXCEPTION_MESSAGE,
@@ -42,9 +42,8 @@ from kafka_consumer_app.engine.failures import (
     HEADER_RECEIVERS,
     HEADER_TIMESTAMP,
     HEADER_TOPIC,
-    REASON_MALFORMED,
-    REASON_RECEIVER_FAILED,
 )
+from kafka_consumer_app.engine.policy import REASON_MALFORMED, REASON_RECEIVER_FAILED
 from kafka_consumer_app.exceptions import EXIT_HANDLER_FAILED
 from kafka_consumer_app.testing.broker import LocalKafkaBroker
 

@@ -32,8 +32,8 @@ from openedx_events.management.commands.consume_events import Command as OpenEdx
 from openedx_events.tooling import OpenEdxPublicSignal
 
 from kafka_consumer_app.engine import avro
+from kafka_consumer_app.engine.dead_letters import HEADER_EXCEPTION_MESSAGE, HEADER_REASON, HEADER_RECEIVERS
 from kafka_consumer_app.engine.dispatch import Dispatcher
-from kafka_consumer_app.engine.failures import HEADER_EXCEPTION_MESSAGE, HEADER_REASON, HEADER_RECEIVERS
 from kafka_consumer_app.exceptions import EXIT_CONFIGURATION, EXIT_HANDLER_FAILED
 from kafka_consumer_app.management.commands.consume_events import Command as ConsumeEvents
 from kafka_consumer_app.message import Message

@@ -7,7 +7,7 @@ import logging
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from kafka_consumer_app.engine import consumer as consumer_module
+from kafka_consumer_app.engine import commits as commits_module
 from kafka_consumer_app.engine.consumer import EventConsumer, RunOptions
 from kafka_consumer_app.settings.conf import get_topic_config
 
@@ -44,7 +44,7 @@ class StandInClient:
 
 @pytest.fixture
 def event_consumer(monkeypatch) -> EventConsumer:
-    monkeypatch.setattr(consumer_module, "COMMIT_RETRY_INTERVAL", 0.001)
+    monkeypatch.setattr(commits_module, "COMMIT_RETRY_INTERVAL", 0.001)
     return EventConsumer(get_topic_config("orders"), RunOptions(allow_no_handlers=True))
 
 
@@ -52,8 +52,8 @@ def test_a_shutdown_commit_refused_by_a_rebalance_is_made_again_after_polling_wi
     event_consumer, caplog
 ):
     client = StandInClient(KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS, None)
-    with caplog.at_level(logging.INFO, logger="kafka_consumer_app.engine.consumer"):
-        assert event_consumer._commit_on_shutdown(client) is True
+    with caplog.at_level(logging.INFO, logger="kafka_consumer_app.engine.commits"):
+        assert event_consumer.commits.commit_on_shutdown(client) is True
     assert client.commits == 3
     assert {p.partition for p in client.paused} == {0, 1}
     assert client.polls == 2 and client.stored == 0
@@ -62,26 +62,26 @@ def test_a_shutdown_commit_refused_by_a_rebalance_is_made_again_after_polling_wi
 
 def test_a_shutdown_commit_failing_for_another_reason_is_not_retried_and_is_logged_as_failed(event_consumer, caplog):
     client = StandInClient(KafkaError._TRANSPORT)
-    assert event_consumer._commit_on_shutdown(client) is False
+    assert event_consumer.commits.commit_on_shutdown(client) is False
     assert client.commits == 1 and client.polls == 0
     assert "on shutdown failed" in caplog.text
 
 
 def test_the_revoke_line_says_the_commit_failed_when_it_did(event_consumer, caplog):
-    event_consumer._on_revoke(StandInClient(KafkaError._TRANSPORT), [TopicPartition("orders", 1)])
+    event_consumer.rebalance.on_revoke(StandInClient(KafkaError._TRANSPORT), [TopicPartition("orders", 1)])
     assert "committing handled offsets failed" in caplog.text
     assert "after committing" not in caplog.text
 
 
 def test_a_revoke_commit_refused_by_a_rebalance_is_tried_again_within_the_callback(event_consumer, caplog):
     client = StandInClient(KafkaError.REBALANCE_IN_PROGRESS, None)
-    with caplog.at_level(logging.INFO, logger="kafka_consumer_app.engine.consumer"):
-        event_consumer._on_revoke(client, [TopicPartition("orders", 1)])
+    with caplog.at_level(logging.INFO, logger="kafka_consumer_app.engine.rebalance"):
+        event_consumer.rebalance.on_revoke(client, [TopicPartition("orders", 1)])
     assert client.commits == 2
     assert "after committing handled offsets" in caplog.text
 
 
 def test_commit_returns_whether_it_succeeded_and_nothing_stored_counts_as_success(event_consumer):
-    assert event_consumer._commit(StandInClient(None), "test") is True
-    assert event_consumer._commit(StandInClient(KafkaError._NO_OFFSET), "test") is True
-    assert event_consumer._commit(StandInClient(KafkaError.ILLEGAL_GENERATION), "test") is False
+    assert event_consumer.commits.commit(StandInClient(None), "test") is True
+    assert event_consumer.commits.commit(StandInClient(KafkaError._NO_OFFSET), "test") is True
+    assert event_consumer.commits.commit(StandInClient(KafkaError.ILLEGAL_GENERATION), "test") is False

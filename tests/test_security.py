@@ -272,7 +272,7 @@ def test_the_librdkafka_logger_masks_secret_values_of_the_settings(settings, cap
     # What a librdkafka debug line that quoted a secret would look like (the format confluent-kafka uses).
     librdkafka.debug("%s [%s] %s", "SASL", "rdkafka#consumer-1", f"client first message with {secret}")
     librdkafka.debug("%s [%s] %s", "CONF", "rdkafka#consumer-1", "  sasl.oauthbearer.client.secret=abc123xyz")
-    logging.getLogger("kafka_consumer_app.engine.consumer").warning("Kafka client error (%s)", f"bad {secret}")
+    logging.getLogger("kafka_consumer_app.engine.client").warning("Kafka client error (%s)", f"bad {secret}")
 
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 3

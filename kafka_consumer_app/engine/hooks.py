@@ -4,11 +4,14 @@ Hooks: the extension point for everything that observes the consume loop.
 Health probes, Prometheus metrics and APM monitoring are each one :class:`ConsumerHooks`
 subclass; the loop calls every registered hook at the points below and knows nothing else
 about them. A hook must be quick and must not raise: it runs on the loop's thread, between
-messages.
+messages. :class:`HookEmitter` enforces that in one place: an exception a hook raises is
+logged and ignored, except at ``before_start``, where it stops the start (a health port in
+use must end the command, not leave it running unobserved).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
 
     from kafka_consumer_app.message import Message
     from kafka_consumer_app.settings.conf import TopicConfig
+
+logger = logging.getLogger(__name__)
 
 #: The outcomes ``after_message`` reports for a message.
 HANDLED = "handled"
@@ -90,6 +95,8 @@ class ConsumerHooks:
 
 #: Every hook point of ConsumerHooks.
 HOOK_POINTS = tuple(name for name in vars(ConsumerHooks) if name.startswith(("before_", "after_", "dispatching")))
+#: Hook points where an exception is fatal: a hook that cannot start (a health port in use) stops the consumer.
+FATAL_HOOK_POINTS = frozenset({"before_start"})
 
 
 def overriding(hooks: Iterable[ConsumerHooks], name: str) -> list[ConsumerHooks]:
@@ -105,3 +112,46 @@ def around_dispatch(hooks: Iterable[ConsumerHooks], consumer: ConsumerView, mess
         for hook in hooks:
             stack.enter_context(hook.dispatching(consumer, message))
         yield
+
+
+class HookEmitter:
+    """
+    Calls the hooks at each hook point, and holds the contract that hooks must not raise.
+
+    Per hook point only the hooks that implement it are kept, so points nobody implements
+    cost one dictionary look-up. A hook that raises is logged with its name and ignored,
+    except at :data:`FATAL_HOOK_POINTS`, where the exception goes on to the caller.
+    """
+
+    def __init__(self, hooks: Iterable[ConsumerHooks], consumer: ConsumerView) -> None:
+        hooks = list(hooks)
+        self._consumer = consumer
+        self._hooked = {name: overriding(hooks, name) for name in HOOK_POINTS}
+
+    def wants(self, name: str) -> bool:
+        """Whether any hook implements hook point ``name`` (to skip building its arguments)."""
+        return bool(self._hooked[name])
+
+    def emit(self, name: str, *args: Any) -> None:
+        """Call hook point ``name`` of every hook that implements it, in order."""
+        for hook in self._hooked[name]:
+            try:
+                getattr(hook, name)(self._consumer, *args)
+            except Exception:
+                if name in FATAL_HOOK_POINTS:
+                    raise
+                config = self._consumer.config
+                logger.exception(
+                    "Hook %s.%s raised while consuming %s (group %s); ignored: the other hooks run and "
+                    "consuming goes on.",
+                    type(hook).__qualname__,
+                    name,
+                    config.kafka_topic,
+                    config.group_id,
+                )
+
+    def dispatching(self, message: Message) -> AbstractContextManager[None]:
+        """The context of every hook's ``dispatching`` for ``message``, the first hook outermost."""
+        if not self._hooked["dispatching"]:
+            return nullcontext()
+        return around_dispatch(self._hooked["dispatching"], self._consumer, message)

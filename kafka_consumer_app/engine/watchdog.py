@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from kafka_consumer_app.exceptions import EXIT_STALLED
+from kafka_consumer_app.message import coordinates
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def _describe(what: Any) -> str:
     """``topic[partition]@offset`` of a message, formatted only when the watchdog has to speak."""
     if isinstance(what, str):
         return what
-    return f"{what.topic()}[{what.partition()}]@{what.offset()}"
+    return coordinates(what.topic(), what.partition(), what.offset())
 
 
 def _stack(thread_id: int) -> str:

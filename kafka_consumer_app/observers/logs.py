@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from kafka_consumer_app.engine.hooks import ConsumerHooks
-from kafka_consumer_app.message import decode_event_type, headers_of
+from kafka_consumer_app.message import coordinates, decode_event_type, headers_of
 
 if TYPE_CHECKING:
     from confluent_kafka import Message as KafkaMessage
@@ -49,10 +49,8 @@ class MessageLog(ConsumerHooks):
             return
         event_type = decode_event_type(headers_of(raw))
         logger.debug(
-            "Message %s[%d]@%d (%s): %s in %.1f ms.",
-            raw.topic(),
-            raw.partition(),
-            raw.offset(),
+            "Message %s (%s): %s in %.1f ms.",
+            coordinates(raw.topic(), raw.partition(), raw.offset()),
             f"event {event_type}" if event_type else "no event type",
             outcome,
             (time.monotonic() - self._polled_at) * 1000,

@@ -1,0 +1,157 @@
+"""
+The librdkafka consumer client: its configuration, its creation, and what its error callback hears.
+
+:func:`client_config` is the user's pass-through options plus the managed ones (offsets
+stored by the loop, never automatically). :class:`ClientErrorHandler` is the client's
+``error_cb`` and reads the errors that come as messages: credentials and fatal errors are
+kept to end the loop, an unreachable cluster is logged at most every
+UNREACHABLE_LOG_INTERVAL seconds, and an unknown topic is handed to the deleted-topic watch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException
+
+from kafka_consumer_app.client_errors import ClientErrors
+from kafka_consumer_app.exceptions import ConfigurationError, FatalKafkaError
+from kafka_consumer_app.redaction import redact_text, redacted, secret_values
+from kafka_consumer_app.settings.conf import TopicConfig
+
+logger = logging.getLogger(__name__)
+librdkafka_logger = logging.getLogger("kafka_consumer_app.librdkafka")
+
+#: While all brokers are down librdkafka reports an error per reconnect attempt; one line per this many seconds.
+UNREACHABLE_LOG_INTERVAL = 30.0
+
+#: Errors that mean the client lost the cluster for a while; librdkafka reconnects on its own.
+TRANSIENT_ERRORS = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE})
+#: Errors that say the consumed topic may be gone; a metadata check decides.
+MISSING_TOPIC_ERRORS = frozenset(
+    {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION}
+)
+
+
+def client_config(
+    config: TopicConfig,
+    error_cb: Callable[[KafkaError], None],
+    stats_cb: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The librdkafka configuration of ``config``'s consumer; ``stats_cb`` enables librdkafka's statistics."""
+    # Defaults the user may override: a new group starts at the beginning, and a crash redelivers
+    # at most about one second of handled messages (librdkafka's default interval is 5 s).
+    settings: dict[str, Any] = {"auto.offset.reset": "earliest", "auto.commit.interval.ms": 1000}
+    settings.update(config.consumer_config)
+    if settings.get("group.protocol") != "consumer":
+        # The KIP-848 protocol assigns partitions on the broker and refuses this option.
+        settings.setdefault("partition.assignment.strategy", "cooperative-sticky")
+    settings.update(
+        {
+            "bootstrap.servers": config.bootstrap_servers,
+            "group.id": config.group_id,
+            "enable.auto.offset.store": False,
+            "enable.auto.commit": True,
+            "error_cb": error_cb,
+            "logger": librdkafka_logger,
+        }
+    )
+    if stats_cb is not None:
+        settings.setdefault("statistics.interval.ms", 15000)
+        settings["stats_cb"] = stats_cb
+    return settings
+
+
+def new_client(settings: dict[str, Any]) -> Consumer:
+    """Create the librdkafka consumer; options librdkafka refuses are a configuration error, on one line."""
+    try:
+        return Consumer(settings)
+    except KafkaException as error:
+        raise ConfigurationError(
+            f"librdkafka refused the configuration ({one_line(error_text(error))}); fix that option in "
+            "KAFKA_CONSUMER['CONSUMER_CONFIG']"
+        ) from error
+
+
+def log_client_config(settings: Mapping[str, Any]) -> None:
+    """At DEBUG, the librdkafka configuration with its secrets masked (callbacks and the logger left out)."""
+    if logger.isEnabledFor(logging.DEBUG):
+        options = {key: value for key, value in redacted(settings).items() if _printable(value)}
+        logger.debug("librdkafka configuration (secrets masked): %s", dict(sorted(options.items())))
+
+
+class ClientErrorHandler:
+    """
+    The client's ``error_cb``, and the reader of errors the client returns as messages.
+
+    ``on_missing_topic`` is called when librdkafka says the topic or a partition is unknown:
+    the deleted-topic watch decides whether it is gone.
+    """
+
+    def __init__(self, config: TopicConfig, on_missing_topic: Callable[[KafkaError], None]) -> None:
+        self._config = config
+        self._on_missing_topic = on_missing_topic
+        #: The errors no retry can cure (credentials, fatal), recorded for the loop to raise.
+        self.errors = ClientErrors()
+        self._unreachable_logged_at = -UNREACHABLE_LOG_INTERVAL
+        self._unreachable_count = 0
+
+    def on_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback, served from poll(): record fatal errors, log the rest."""
+        if self.errors.record(error):
+            return
+        if error.code() in MISSING_TOPIC_ERRORS:
+            self._on_missing_topic(error)
+        elif error.code() in TRANSIENT_ERRORS:
+            self._log_unreachable(error)
+        else:
+            logger.warning("Kafka client error (%s); the client retries on its own.", error.str())
+
+    def on_message_error(self, error: KafkaError) -> None:
+        """An error the client returned in place of a message: raise if fatal, else log it and poll on."""
+        if error.code() in MISSING_TOPIC_ERRORS:
+            # Decided by the metadata check, so that a topic briefly missing while created is not fatal.
+            self._on_missing_topic(error)
+            return
+        # A fatal error reaches the loop as a message whose error code is _FATAL, and that error's own
+        # fatal() flag is not set: the code is what says the client cannot go on (a fenced member, say).
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            raise FatalKafkaError(f"fatal Kafka error: {error.str()}; the process exits for a restart")
+        logger.warning("Kafka reported %s while consuming %s; polling goes on.", error.str(), self._config.kafka_topic)
+
+    def raise_if_fatal(self) -> None:
+        """Raise the recorded error that ends the client (rejected credentials, a fatal error), if any."""
+        self.errors.raise_if_fatal()
+
+    def _log_unreachable(self, error: KafkaError) -> None:
+        """Say that Kafka is unreachable at most every UNREACHABLE_LOG_INTERVAL seconds, with a count."""
+        now = time.monotonic()
+        self._unreachable_count += 1
+        if now - self._unreachable_logged_at < UNREACHABLE_LOG_INTERVAL:
+            return
+        logger.warning(
+            "Kafka is unreachable for now (%s; %d error(s) since the last such line); librdkafka keeps reconnecting.",
+            error.str(),
+            self._unreachable_count,
+        )
+        self._unreachable_logged_at, self._unreachable_count = now, 0
+
+
+def error_text(error: KafkaException) -> str:
+    """The text of a KafkaException: its KafkaError's string, or the exception's own."""
+    first = error.args[0] if error.args else None
+    return first.str() if isinstance(first, KafkaError) else str(error)
+
+
+def one_line(text: str) -> str:
+    """``text`` (a librdkafka error string) with any secret of the settings masked, for one-line errors."""
+    # librdkafka ends some reasons with a newline ("... outside allowed range 1..3600000\n"): keep the line one.
+    return " ".join(redact_text(text, secret_values()).split())
+
+
+def _printable(value: Any) -> bool:
+    """Whether a librdkafka option's value is plain data (not a callback or a logger) worth logging."""
+    return isinstance(value, (str, int, float, bool))

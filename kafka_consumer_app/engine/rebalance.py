@@ -1,0 +1,151 @@
+"""
+The group's rebalance callbacks, and the one-time offset reset applied at the first assignment.
+
+On revoke, handled offsets are committed before librdkafka gives the partitions up; on a
+loss (no clean revoke) nothing can be committed. Either way the retries pending on those
+partitions are dropped: their next owner starts afresh. See docs/decisions/0004-commits-during-a-rebalance.rst.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from kafka_consumer_app.engine.commits import Commits
+from kafka_consumer_app.engine.offsets import OffsetReset, reset_positions
+from kafka_consumer_app.engine.retries import RetryScheduler
+from kafka_consumer_app.exceptions import ConfigurationError
+from kafka_consumer_app.settings.conf import TopicConfig
+
+logger = logging.getLogger(__name__)
+
+
+class Rebalancing:
+    """``on_assign``, ``on_revoke`` and ``on_lost`` of the consumer's subscription."""
+
+    def __init__(
+        self,
+        config: TopicConfig,
+        reset: OffsetReset | None,
+        commits: Commits,
+        retries: RetryScheduler,
+        emit: Callable[..., None],
+    ) -> None:
+        self._config = config
+        self._reset = reset
+        self._commits = commits
+        self._retries = retries
+        self._emit = emit
+        #: Whether the group ever assigned partitions: the --idle-timeout clock runs only from then.
+        self.assigned = False
+        #: When partitions were last assigned (time.monotonic()).
+        self.assigned_at = 0.0
+
+    def on_assign(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        """Apply a pending one-time reset, and restart the idle clock."""
+        if self._reset is not None and partitions:
+            reset, self._reset = self._reset, None
+            self._apply_reset(client, partitions, reset)
+        # Waiting to join the group (e.g. until a killed member's session expires) is not an idle
+        # topic: --idle-timeout counts from the latest assignment, never from before the first one.
+        self.assigned = True
+        self.assigned_at = time.monotonic()
+        logger.info(
+            "Assigned partitions %s of %s (group %s).",
+            partition_list(partitions),
+            self._config.kafka_topic,
+            self._config.group_id,
+        )
+        self._emit("after_assign", [p.partition for p in partitions])
+
+    def on_revoke(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        """Commit handled offsets (the revoked partitions' among them) before librdkafka gives them up."""
+        self._retries.forget(partitions, client)
+        error = self._commits.commit_on_revoke(client)
+        if error is None:
+            logger.info(
+                "Revoked partitions %s of %s (group %s) after committing handled offsets.",
+                partition_list(partitions),
+                self._config.kafka_topic,
+                self._config.group_id,
+            )
+        else:
+            logger.warning(
+                "Revoked partitions %s of %s (group %s), but committing handled offsets failed (%s); their next "
+                "owners will handle again the messages handled since the last commit.",
+                partition_list(partitions),
+                self._config.kafka_topic,
+                self._config.group_id,
+                error.str(),
+            )
+        self._emit("after_revoke", [p.partition for p in partitions], False)
+
+    def on_lost(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions taken without a clean revoke: nothing can be committed for them any more."""
+        self._retries.forget(partitions, client)
+        logger.warning(
+            "Lost partitions %s of %s (group %s) without a clean revoke; "
+            "their uncommitted messages will be redelivered to the new owner.",
+            partition_list(partitions),
+            self._config.kafka_topic,
+            self._config.group_id,
+        )
+        self._emit("after_revoke", [p.partition for p in partitions], True)
+
+    def _apply_reset(self, client: Consumer, partitions: list[TopicPartition], reset: OffsetReset) -> None:
+        """Rewind the first assigned partitions, commit the new positions, and assign from them."""
+        config = self._config
+        positions = reset_positions(client, config.kafka_topic, [p.partition for p in partitions], reset)
+        client.commit(offsets=positions, asynchronous=False)
+        options = config.consumer_config
+        # Incremental unless the user chose an eager strategy; KIP-848 groups are always incremental.
+        if options.get("group.protocol") == "consumer" or (
+            options.get("partition.assignment.strategy", "cooperative-sticky") == "cooperative-sticky"
+        ):
+            client.incremental_assign(positions)
+        else:
+            client.assign(positions)
+        logger.info(
+            "Reset group %s to %s on %s: partitions %s restart at offsets %s.",
+            config.group_id,
+            reset.describe(),
+            config.kafka_topic,
+            partition_list(positions),
+            [p.offset for p in sorted(positions, key=lambda p: p.partition)],
+        )
+
+
+def commit_reset(client: Consumer, config: TopicConfig, reset: OffsetReset) -> list[TopicPartition]:
+    """Commit ``reset``'s positions of every partition of the topic for the group (--reset-only); return them."""
+    metadata = client.list_topics(config.kafka_topic, timeout=config.connect_timeout)
+    partitions = sorted(metadata.topics[config.kafka_topic].partitions)
+    positions = reset_positions(client, config.kafka_topic, partitions, reset)
+    try:
+        client.commit(offsets=positions, asynchronous=False)
+    except KafkaException as error:
+        raise ConfigurationError(
+            f"could not reset group {config.group_id} ({error.args[0].str() if error.args else error}); "
+            "stop every consumer of the group first: a reset needs a group without active members"
+        ) from error
+    return positions
+
+
+def log_reset_committed(config: TopicConfig, reset: OffsetReset, positions: Sequence[TopicPartition]) -> None:
+    """The last line of --reset-only, once the client is closed."""
+    logger.info(
+        "Reset group %s to %s on %s: offsets %s committed; exiting (--reset-only).",
+        config.group_id,
+        reset.describe(),
+        config.kafka_topic,
+        {p.partition: p.offset for p in positions},
+    )
+
+
+def partition_list(partitions: Sequence[TopicPartition]) -> str:
+    """``[0, 1, 2]``: the partition numbers, sorted, as log lines show them."""
+    return (
+        "[" + ", ".join(str(partition.partition) for partition in sorted(partitions, key=lambda p: p.partition)) + "]"
+    )

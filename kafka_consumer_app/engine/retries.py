@@ -1,0 +1,101 @@
+"""
+Retries that keep the consumer in its group: a failed message's partition waits, the others flow.
+
+:class:`RetryScheduler` blocks the failed message's partition while its retry is pending: it
+pauses the partition and seeks back to the failed offset, so the consumer keeps polling (and
+stays in its group) and other partitions keep flowing. Whether and when a message is tried
+again is the failure policy's decision (:mod:`kafka_consumer_app.engine.policy`).
+See docs/decisions/0002-retries-and-dead-letters.rst.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaException, TopicPartition
+
+from kafka_consumer_app.engine.dispatch import ReceiverFailure
+from kafka_consumer_app.engine.records import Location
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingRetry:
+    """A message waiting for its next try; its partition is paused until ``due``."""
+
+    partition: int
+    offset: int
+    attempts_made: int
+    failures: Sequence[ReceiverFailure]
+    due: float
+    resumed: bool = False
+
+
+class RetryScheduler:
+    """Keeps one pending retry per partition, pausing and resuming partitions around it."""
+
+    def __init__(self, kafka_topic: str) -> None:
+        self.kafka_topic = kafka_topic
+        self._pending: dict[int, PendingRetry] = {}
+
+    def pending(self, partition: int) -> PendingRetry | None:
+        """The retry waiting on ``partition``, if any."""
+        return self._pending.get(partition)
+
+    def schedule(
+        self, client: Any, location: Location, attempts_made: int, failures: Sequence[ReceiverFailure], delay: float
+    ) -> PendingRetry:
+        """Pause the message's partition and rewind it to the message, to be tried again in ``delay`` s."""
+        partition = location.topic_partition()
+        client.pause([partition])
+        client.seek(partition)
+        retry = PendingRetry(location.partition, location.offset, attempts_made, failures, time.monotonic() + delay)
+        self._pending[location.partition] = retry
+        return retry
+
+    def resume_due(self, client: Any) -> None:
+        """Resume every paused partition whose retry is due."""
+        now = time.monotonic()
+        for retry in self._pending.values():
+            if not retry.resumed and retry.due <= now:
+                client.resume([TopicPartition(self.kafka_topic, retry.partition)])
+                retry.resumed = True
+
+    def poll_timeout(self, default: float) -> float:
+        """How long the next poll may block without making a due retry late."""
+        waits = [retry.due - time.monotonic() for retry in self._pending.values() if not retry.resumed]
+        return max(0.0, min([default, *waits]))
+
+    def finish(self, partition: int) -> None:
+        """Forget the retry of ``partition``: its message succeeded or was given up."""
+        self._pending.pop(partition, None)
+
+    def forget(self, partitions: Iterable[TopicPartition], client: Any = None) -> None:
+        """
+        Drop the retries of partitions this consumer no longer owns; their new owner starts afresh.
+
+        With ``client``, a partition still paused for its retry is resumed first: librdkafka keeps
+        a partition paused across a revoke, so one assigned back to this consumer later would
+        otherwise never be fetched again.
+        """
+        paused = []
+        for partition in partitions:
+            retry = self._pending.pop(partition.partition, None)
+            if retry is not None and not retry.resumed:
+                paused.append(TopicPartition(self.kafka_topic, partition.partition))
+        if paused and client is not None:
+            try:
+                client.resume(paused)
+            except KafkaException as error:
+                logger.warning(
+                    "Could not resume partitions %s of %s when they were revoked (%s); if they are assigned back, "
+                    "restart the consumer.",
+                    [p.partition for p in paused],
+                    self.kafka_topic,
+                    error,
+                )
