@@ -4,34 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 #: The CloudEvents (Kafka binding) header naming the event type; ``event_signal`` routes on it.
 EVENT_TYPE_HEADER = "ce_type"
-
-
-class Position(NamedTuple):
-    """Where a consumed message sits: ``str()`` is ``topic[partition]@offset``, the form every log line uses."""
-
-    topic: str
-    partition: int
-    offset: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}[{self.partition}]@{self.offset}"
-
-
-def position_of(raw: Any) -> Position:
-    """
-    The position of a confluent-kafka message taken from a partition (not an error event).
-
-    confluent-kafka types ``topic()``, ``partition()`` and ``offset()`` as optional because a
-    message being produced may lack them; a consumed one never does, so a gap is a bug here.
-    """
-    topic, partition, offset = raw.topic(), raw.partition(), raw.offset()
-    if topic is None or partition is None or offset is None:
-        raise ValueError(f"not a consumed message: topic {topic!r}, partition {partition!r}, offset {offset!r}")
-    return Position(topic, partition, offset)
 
 
 #: Headers as a consumed message carries them: ``(name, value)`` pairs in Kafka's order, repeats kept.

@@ -20,20 +20,21 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
 from kafka_consumer_app.client_errors import ClientErrors, metadata_within
-from kafka_consumer_app.engine.failures import (
+from kafka_consumer_app.engine.dead_letters import (
     HEADER_EXCEPTION_CLASS,
     HEADER_PREFIX,
     HEADER_REASON,
     HEADER_TOPIC,
     producer_config,
 )
+from kafka_consumer_app.engine.records import locate, where
 from kafka_consumer_app.exceptions import (
     ConfigurationError,
     DeadLetterError,
     FatalKafkaError,
     TopicNotFoundError,
 )
-from kafka_consumer_app.message import headers_of, position_of
+from kafka_consumer_app.message import headers_of
 from kafka_consumer_app.settings.conf import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -102,10 +103,10 @@ class DeadLetterReplayer:
             if error is not None:
                 self._on_error(error)
                 continue
-            where = position_of(raw)
+            done = locate(raw)
             self._replay_one(consumer, producer, raw)
-            if where.offset + 1 >= ends.get(where.partition, 0):
-                ends.pop(where.partition, None)
+            if done.offset + 1 >= ends.get(done.partition, 0):
+                ends.pop(done.partition, None)
 
     def _consumer_config(self) -> dict[str, object]:
         config: dict[str, object] = dict(self.config.consumer_config)
@@ -163,7 +164,7 @@ class DeadLetterReplayer:
             if name == HEADER_TOPIC and value:
                 return value.decode("utf-8")
         raise ConfigurationError(
-            f"{_where(raw)} has no {HEADER_TOPIC} header, so its original topic is unknown; pass --to TOPIC"
+            f"{where(raw)} has no {HEADER_TOPIC} header, so its original topic is unknown; pass --to TOPIC"
         )
 
     def _replay_one(self, consumer: Consumer, producer: Producer | None, raw: KafkaMessage) -> None:
@@ -173,7 +174,7 @@ class DeadLetterReplayer:
             (name, value) for name, value in headers_of(raw) if not name.startswith(HEADER_PREFIX)
         ]
         if producer is None:
-            self.echo(f"would replay {_where(raw)} to {target} ({_describe(raw)})")
+            self.echo(f"would replay {where(raw)} to {target} ({_describe(raw)})")
             self.summary.replayed += 1
             return
         outcome: list[KafkaError | None] = []
@@ -184,13 +185,13 @@ class DeadLetterReplayer:
             self.errors.raise_if_rejected()  # the producer's own credentials may be the cause
             why = outcome[0].str() if outcome and outcome[0] is not None else "no delivery report"
             raise DeadLetterError(
-                f"could not republish {_where(raw)} to {target!r} ({why}); it stays in the dead-letter topic and "
+                f"could not republish {where(raw)} to {target!r} ({why}); it stays in the dead-letter topic and "
                 "its offset was not committed; fix the cause and run the replay again"
             )
-        where = position_of(raw)
-        consumer.commit(offsets=[TopicPartition(where.topic, where.partition, where.offset + 1)], asynchronous=False)
+        done = locate(raw)
+        consumer.commit(offsets=[TopicPartition(done.topic, done.partition, done.offset + 1)], asynchronous=False)
         self.summary.replayed += 1
-        self.echo(f"replayed {_where(raw)} to {target}")
+        self.echo(f"replayed {where(raw)} to {target}")
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal() or error.code() == KafkaError._FATAL:
@@ -201,10 +202,6 @@ class DeadLetterReplayer:
 def _quiet_logger() -> dict[str, logging.Logger]:
     """librdkafka's log lines go to the app's librdkafka logger (thinned and redacted there)."""
     return {"logger": logging.getLogger("kafka_consumer_app.librdkafka")}
-
-
-def _where(raw: KafkaMessage) -> str:
-    return str(position_of(raw))
 
 
 def _describe(raw: KafkaMessage) -> str:

@@ -39,7 +39,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec  # the package re-exports it without __all__
 
 from kafka_consumer_app.client_errors import ClientErrors, metadata_within
-from kafka_consumer_app.engine.failures import CONNECTION_OPTION_PREFIXES
+from kafka_consumer_app.engine.dead_letters import CONNECTION_OPTION_PREFIXES
 from kafka_consumer_app.exceptions import (
     AuthenticationError,
     BrokerUnavailableError,
