@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from kafka_consumer_app.engine.failures import HEADER_ATTEMPTS, HEADER_REASON, CircuitBreaker, RetryPolicy
 from kafka_consumer_app.engine.watchdog import Watchdog
 from kafka_consumer_app.exceptions import EXIT_HANDLER_FAILED, EXIT_STALLED
-from kafka_consumer_app.settings.conf import RetryConfig
+from kafka_consumer_app.settings.failures import RetryConfig
 from kafka_consumer_app.signals import topic_signal
 
 from .kafka_utils import ConsumerProcess, committed, produce, read_records, read_topic, wait_for

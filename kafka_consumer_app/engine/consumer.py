@@ -60,7 +60,7 @@ from kafka_consumer_app.exceptions import (
 from kafka_consumer_app.message import Message, decode_event_type, to_datetime
 from kafka_consumer_app.redaction import redact_text, redacted, secret_values
 from kafka_consumer_app.serialization import deserialize, get_deserializer
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 from kafka_consumer_app.validation import first_problem, positive_int_problem, seconds_problem
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,8 @@ from django.utils.module_loading import import_string
 from kafka_consumer_app.engine.dispatch import ReceiverFailure
 from kafka_consumer_app.exceptions import ConfigurationError, DeadLetterError
 from kafka_consumer_app.redaction import redact_text, secret_values
-from kafka_consumer_app.settings.conf import RetryConfig, TopicConfig
+from kafka_consumer_app.settings.failures import RetryConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from kafka_consumer_app.exceptions import (
     DeadLetterError,
     TopicNotFoundError,
 )
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
 
