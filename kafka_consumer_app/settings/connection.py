@@ -189,6 +189,7 @@ def problems(value: dict[str, Any]) -> list[Problem]:
     found += _group_id_problems(value.get("GROUP_ID"), "KAFKA_CONSUMER['GROUP_ID']", top_level=True)
     found += _string_problems(value)
     found += _options_problems(value.get("CONSUMER_CONFIG"), _TOP_CONFIG, MANAGED_OPTIONS)
+    found += _bootstrap_entry_problems(value.get("BOOTSTRAP_SERVERS"))
     found += _prefix_problems(value.get("TOPIC_PREFIX"))
     producer = value.get("PRODUCER_CONFIG")
     if producer is not None and not isinstance(producer, dict):
@@ -230,6 +231,12 @@ def _bootstrap_problems(servers: Any) -> list[Problem]:
                 "Set it to the brokers' 'host:port' list, e.g. 'kafka-1:9092,kafka-2:9092'.",
             )
         ]
+    return []
+
+
+def _bootstrap_entry_problems(servers: Any) -> list[Problem]:
+    if not servers or not isinstance(servers, (str, list, tuple)):
+        return []  # missing, empty or of the wrong type: E004
     entries = servers.split(",") if isinstance(servers, str) else servers
     if all(isinstance(entry, str) and not text_problem(entry.strip(), "a broker") for entry in entries):
         return []

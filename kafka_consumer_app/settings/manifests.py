@@ -171,6 +171,8 @@ def problems(value: dict[str, Any]) -> list[Problem]:
 
 def topic_problems(top: dict[str, Any], name: Any, overrides: dict[str, Any]) -> list[Problem]:
     """One topic's manifest keys; then, when they and the MANIFESTS defaults are valid, their effective values."""
+    if top.get("MANIFESTS") is not None and not isinstance(top["MANIFESTS"], dict):
+        return []  # E060 already says MANIFESTS is unusable; the topics' manifest keys wait for it
     where = topic_where(name)
     own = _key_problems(overrides, where)
     if own or problems(top):  # the effective values can be compared only once each of them is valid

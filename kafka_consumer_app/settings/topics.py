@@ -310,10 +310,10 @@ def _openedx_problems(where: str, overrides: dict[str, Any]) -> list[Problem]:
 #: Each subject's check of its top-level keys, in the order their problems are reported.
 _SUBJECT_CHECKS: tuple[_Check, ...] = (
     connection.problems,
-    _topics_type_problems,
-    failures.problems,
     health.problems,
+    _topics_type_problems,
     manifests.problems,
+    failures.problems,
     schema_registry.problems,
 )
 #: Each subject's check of one topic's dict, in the order their problems are reported.
