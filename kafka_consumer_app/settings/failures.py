@@ -75,6 +75,7 @@ RETRY_DOC: DocTable = {
 
 #: The suffix of the default dead-letter topic: ``<kafka topic>-dlt``.
 DEAD_LETTER_SUFFIX = "-dlt"
+#: The values of FAILURE_POLICY.
 FAILURE_POLICIES = ("dead-letter", "stop", "skip")
 
 _RETRY_HINT = "See RETRY in the README: ATTEMPTS >= 1, backoffs >= 0, MULTIPLIER >= 1, 0 <= JITTER <= 1."

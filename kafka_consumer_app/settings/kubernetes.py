@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+#: The trigger types of KEDA's Kafka scalers (MANIFESTS['KEDA_SCALER']).
 KEDA_SCALERS = ("kafka", "apache-kafka")
 #: Parameters of KEDA's Kafka scalers that a TriggerAuthentication may take from a Secret.
 KEDA_AUTH_PARAMETERS = (
@@ -39,10 +40,13 @@ OFFSET_RESET_POLICIES = {
     "latest": "latest",
     "end": "latest",
 }
+#: Kubernetes object names: an RFC 1123 label (at most 63 characters: callers check lengths) and subdomain.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+#: An environment variable name, and a key of a Secret.
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+\Z")
+#: Resource quantities: memory with a decimal or binary suffix, CPU in cores or millicores.
 MEMORY_QUANTITY = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?\Z")
 CPU_QUANTITY = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?m?\Z")
 _MEMORY_UNITS = {

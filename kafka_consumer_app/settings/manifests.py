@@ -60,6 +60,7 @@ TOPIC_SETTINGS: DocTable = {
     ),
     "CPU_REQUEST": ("100m", "The consumer container's CPU request. No CPU limit is set: throttling stalls the loop."),
 }
+#: The names of those per-topic keys, which MANIFESTS accepts as defaults too.
 MANIFEST_TOPIC_KEYS = tuple(TOPIC_SETTINGS)
 
 #: Documentation of the service-wide keys of ``KAFKA_CONSUMER['MANIFESTS']``, read by ``consumer_manifests``.
@@ -94,6 +95,7 @@ MANIFESTS_DOC: DocTable = {
     ),
     "RUN_AS_USER": (10001, "UID and GID of the container: the restricted Pod Security profile needs non-root."),
 }
+#: APP_NAME prefixes the topics' object names, which must stay DNS labels (63 characters at most).
 MAX_APP_NAME = 40
 
 _WHERE = "KAFKA_CONSUMER['MANIFESTS']"
