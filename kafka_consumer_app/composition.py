@@ -25,8 +25,8 @@ from kafka_consumer_app.observers.health import HealthServer, Heartbeat
 from kafka_consumer_app.observers.logs import MessageLog
 from kafka_consumer_app.observers.metrics import ConsumerMetrics
 from kafka_consumer_app.observers.monitoring import Monitoring, monitoring_configured
-from kafka_consumer_app.settings import conf
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings import topics
+from kafka_consumer_app.settings.topics import TopicConfig
 
 #: ``--verbosity`` to the level of the app's loggers.
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
@@ -78,7 +78,7 @@ class ConsumerSpec:
 
 def build_consumer(spec: ConsumerSpec, stop: StopRequest) -> EventConsumer:
     """The consumer of ``spec``'s topic with the observers its settings ask for; nothing is connected yet."""
-    config = conf.get_topic_config(spec.topic, spec.group_id, openedx_events=spec.openedx_events)
+    config = topics.get_topic_config(spec.topic, spec.group_id, openedx_events=spec.openedx_events)
     if spec.health_port is not None:
         config = dataclasses.replace(config, health=dataclasses.replace(config.health, port=spec.health_port))
     return EventConsumer(config, spec.run, stop, hooks=hooks_for(config))

@@ -15,8 +15,8 @@ ready, also replaces every secret value of the current ``KAFKA_CONSUMER`` settin
 appears in a line, whatever the debug level: a defence that does not depend on
 librdkafka's version or on which debug contexts are enabled.
 
-This module reads ``django.conf.settings`` directly (not :mod:`kafka_consumer_app.settings.conf`),
-so that :mod:`kafka_consumer_app.settings.conf` can use it without an import cycle.
+This module reads ``django.conf.settings`` directly (not the :mod:`kafka_consumer_app.settings` modules),
+so that they can use it without an import cycle.
 """
 
 from __future__ import annotations

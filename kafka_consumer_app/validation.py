@@ -5,7 +5,7 @@ Each ``*_problem`` function returns None for a valid value, or the end of a sent
 follows the input's name: ``f"--group-id {problem}"`` or ``f"KAFKA_CONSUMER['GROUP_ID'] {problem}"``
 is one line naming the input, what is wrong and the fix. The command-line options use them
 through :func:`argparse_type` (a usage error, exit 2); the settings checks of
-:mod:`kafka_consumer_app.settings.conf` and the commands' re-checks of ``call_command`` keyword
+:mod:`kafka_consumer_app.settings.topics` and the commands' re-checks of ``call_command`` keyword
 options (which skip argparse) use them directly.
 
 Only the standard library is imported: the Django-free probe uses this module too.

@@ -16,8 +16,10 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from kafka_consumer_app.exceptions import ConfigurationError
-from kafka_consumer_app.settings import conf
-from kafka_consumer_app.settings.conf import RETRY_DOC, SETTINGS_DOC, TOPIC_SETTINGS_DOC, Problem
+from kafka_consumer_app.settings import topics
+from kafka_consumer_app.settings.base import Problem
+from kafka_consumer_app.settings.failures import RETRY_DOC
+from kafka_consumer_app.settings.topics import SETTINGS_DOC, TOPIC_SETTINGS_DOC
 
 VALID = {"BOOTSTRAP_SERVERS": "kafka-1:9092", "GROUP_ID": "svc"}
 
@@ -86,7 +88,7 @@ def ids(found: list[Problem]) -> list[str]:
 
 def problems_with(settings, value: dict, topic: str | None = None) -> list[Problem]:
     settings.KAFKA_CONSUMER = value
-    return conf.problems(topic=topic)
+    return topics.problems(topic=topic)
 
 
 # -- every documented key ------------------------------------------------------------------------
@@ -251,7 +253,7 @@ def test_e048_stops_the_command_with_one_line_instead_of_a_value_error(settings)
     # get_topic_config derives HANDLER_HARD_TIMEOUT's default from max.poll.interval.ms: it used to raise ValueError.
     settings.KAFKA_CONSUMER = {**VALID, "CONSUMER_CONFIG": {"max.poll.interval.ms": "five minutes"}}
     with pytest.raises(ConfigurationError, match=r"kafka_consumer_app\.E048"):
-        conf.get_topic_config("orders")
+        topics.get_topic_config("orders")
 
 
 # -- gaps in the older checks --------------------------------------------------------------------

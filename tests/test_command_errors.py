@@ -20,7 +20,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from kafka_consumer_app.exceptions import EXIT_CONFIGURATION, EXIT_HANDLER_FAILED
-from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings import topics
 from kafka_consumer_app.testing.broker import free_port
 
 from .kafka_utils import MANAGE, ROOT, committed, produce, settings_env, wait_for
@@ -157,7 +157,7 @@ def test_bad_settings_exit_with_the_configuration_exit_code(settings, value):
 def test_bad_settings_are_reported_as_the_first_problem_on_one_line(settings, value):
     configure(settings, value)
     error = consume(topic="orders", allow_no_handlers=True)
-    assert str(error) == conf.problems(topic="orders")[0].one_line()
+    assert str(error) == topics.problems(topic="orders")[0].one_line()
 
 
 def test_group_id_option_supplies_the_group_missing_from_settings(settings, unreachable):

@@ -8,7 +8,8 @@ import docutils.core
 import docutils.utils
 import pytest
 
-from kafka_consumer_app.settings.conf import RETRY_DOC, SETTINGS_DOC, TOPIC_SETTINGS_DOC
+from kafka_consumer_app.settings.failures import RETRY_DOC
+from kafka_consumer_app.settings.topics import SETTINGS_DOC, TOPIC_SETTINGS_DOC
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.rst", ROOT / "CHANGELOG.rst", *sorted((ROOT / "docs" / "decisions").glob("*.rst"))]

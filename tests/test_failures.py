@@ -16,7 +16,7 @@ from kafka_consumer_app.engine.dead_letters import HEADER_ATTEMPTS, HEADER_REASO
 from kafka_consumer_app.engine.policy import CircuitBreaker, RetryPolicy
 from kafka_consumer_app.engine.watchdog import Watchdog
 from kafka_consumer_app.exceptions import EXIT_HANDLER_FAILED, EXIT_STALLED
-from kafka_consumer_app.settings.conf import RetryConfig
+from kafka_consumer_app.settings.failures import RetryConfig
 from kafka_consumer_app.signals import topic_signal
 
 from .kafka_utils import ConsumerProcess, committed, produce, read_records, read_topic, wait_for

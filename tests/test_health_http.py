@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from kafka_consumer_app.observers.health import Readiness
-from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings import topics
 from kafka_consumer_app.testing.broker import free_port
 
 from .kafka_utils import ConsumerProcess, produce, read_records, wait_for
@@ -182,7 +182,7 @@ def test_the_health_port_option_refuses_anything_but_a_port_number(value):
 def test_an_invalid_health_port_setting_is_check_e020(settings, value):
     settings.KAFKA_CONSUMER = {**settings.KAFKA_CONSUMER, "HEALTH_PORT": value}
 
-    found = [problem for problem in conf.problems() if problem.id.startswith("kafka_consumer_app.E02")]
+    found = [problem for problem in topics.problems() if problem.id.startswith("kafka_consumer_app.E02")]
 
     assert [problem.id for problem in found] == ["kafka_consumer_app.E020"]
     assert repr(value) in found[0].msg and found[0].hint
@@ -192,21 +192,21 @@ def test_an_invalid_health_port_setting_is_check_e020(settings, value):
 def test_an_invalid_health_host_setting_is_check_e021(settings, value):
     settings.KAFKA_CONSUMER = {**settings.KAFKA_CONSUMER, "HEALTH_HOST": value}
 
-    assert [p.id for p in conf.problems() if p.id.startswith("kafka_consumer_app.E02")] == ["kafka_consumer_app.E021"]
+    assert [p.id for p in topics.problems() if p.id.startswith("kafka_consumer_app.E02")] == ["kafka_consumer_app.E021"]
 
 
 def test_valid_health_settings_pass_the_checks_and_reach_the_topic_config(settings):
     settings.KAFKA_CONSUMER = {**settings.KAFKA_CONSUMER, "HEALTH_PORT": 9100, "HEALTH_HOST": "127.0.0.1"}
 
-    assert conf.problems() == []
-    health = conf.get_topic_config("orders").health
+    assert topics.problems() == []
+    health = topics.get_topic_config("orders").health
     assert (health.port, health.host) == (9100, "127.0.0.1")
 
 
 def test_the_health_server_is_off_by_default_and_binds_every_interface_when_on(settings):
-    assert conf.get_topic_config("orders").health.port is None
+    assert topics.get_topic_config("orders").health.port is None
     settings.KAFKA_CONSUMER = {**settings.KAFKA_CONSUMER, "HEALTH_PORT": 9100}
-    assert conf.get_topic_config("orders").health.host == "0.0.0.0"
+    assert topics.get_topic_config("orders").health.host == "0.0.0.0"
 
 
 def test_the_deploy_check_reports_a_health_port_in_use_as_e022(settings, busy_port):

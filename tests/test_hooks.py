@@ -10,7 +10,7 @@ from confluent_kafka import Producer
 from kafka_consumer_app.engine.consumer import EventConsumer, RunOptions
 from kafka_consumer_app.engine.hooks import HANDLED, ConsumerHooks, ConsumerView, HookEmitter
 from kafka_consumer_app.exceptions import ConfigurationError
-from kafka_consumer_app.settings.conf import TopicConfig, get_topic_config
+from kafka_consumer_app.settings.topics import TopicConfig, get_topic_config
 from kafka_consumer_app.signals import topic_signal
 
 from .kafka_utils import committed

@@ -6,7 +6,7 @@ when the command fails, exactly one line on stderr saying why. Valid generated v
 too: the command then proceeds, against a closed port with a short CONNECT_TIMEOUT, and fails
 there, also on one line.
 
-The settings are checked in-process with many examples (``conf.problems()`` and the topic's
+The settings are checked in-process with many examples (``topics.problems()`` and the topic's
 resolved config); the command lines and a sample of the settings run as real processes, many
 per interpreter: tests/forked_commands.py starts Django once and forks a child per case.
 """
@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings import failures, schema_registry, topics
+from kafka_consumer_app.settings import manifests as manifest_settings
 from kafka_consumer_app.testing.broker import free_port
 from kafka_consumer_app.validation import MAX_SECONDS, group_id_problem, topic_name_problem
 
@@ -130,11 +131,11 @@ OPTIONS: dict[str, tuple[list[str], list[str]]] = {
 
 #: Where a setting lives: a top-level key, or (parent, key) for TOPICS['orders'], RETRY, MANIFESTS...
 SETTING_PATHS: list[tuple[str, ...]] = (
-    [(key,) for key in conf.SETTINGS_DOC]
-    + [("TOPICS", "orders", key) for key in conf.TOPIC_SETTINGS_DOC]
-    + [("RETRY", key) for key in conf.RETRY_DOC]
-    + [("MANIFESTS", key) for key in conf.MANIFESTS_DOC]
-    + [("SCHEMA_REGISTRY", key) for key in conf.SCHEMA_REGISTRY_DOC]
+    [(key,) for key in topics.SETTINGS_DOC]
+    + [("TOPICS", "orders", key) for key in topics.TOPIC_SETTINGS_DOC]
+    + [("RETRY", key) for key in failures.RETRY_DOC]
+    + [("MANIFESTS", key) for key in manifest_settings.MANIFESTS_DOC]
+    + [("SCHEMA_REGISTRY", key) for key in schema_registry.SCHEMA_REGISTRY_DOC]
     + [("CONSUMER_CONFIG", option) for option in ("session.timeout.ms", "client.id", "max.poll.interval.ms")]
     + [("PRODUCER_CONFIG", option) for option in ("linger.ms", "message.timeout.ms")]
 )
@@ -249,11 +250,11 @@ def test_any_value_of_any_setting_ends_in_one_line_never_a_traceback_or_a_signal
 def test_any_setting_is_refused_on_one_line_or_resolves_to_values_librdkafka_accepts(settings, path, value):
     # pytest-django's `settings` fixture is restored after each test; within it, each example resets it.
     settings.KAFKA_CONSUMER = {**VALID, **overrides(path, value)}
-    found = conf.problems(topic="orders")
+    found = topics.problems(topic="orders")
     if found:
         assert all("\n" not in problem.one_line() for problem in found)
         return
-    config = conf.get_topic_config("orders")
+    config = topics.get_topic_config("orders")
     assert (group_id_problem(config.group_id), topic_name_problem(config.kafka_topic)) == (None, None)
     numbers = [config.poll_timeout, config.connect_timeout, config.progress_interval, config.health.max_age]
     assert all(math.isfinite(number) and 0 < number <= MAX_SECONDS for number in numbers), numbers

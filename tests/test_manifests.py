@@ -27,7 +27,8 @@ from django.core.management import CommandError, call_command
 
 from kafka_consumer_app.operations import manifests
 from kafka_consumer_app.probe import default_heartbeat_file
-from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings import kubernetes
+from kafka_consumer_app.settings import topics as topic_settings
 
 from .kafka_utils import ROOT, ConsumerProcess, committed, finished, produce, read_records, settings_env, wait_for
 
@@ -311,14 +312,14 @@ def test_keda_trigger_metadata_is_what_the_kafka_scalers_read(objects):
     for scaled in of_kind(objects, "ScaledObject"):
         (trigger,) = scaled["spec"]["triggers"]
         metadata = trigger["metadata"]
-        assert trigger["type"] in conf.KEDA_SCALERS
+        assert trigger["type"] in kubernetes.KEDA_SCALERS
         assert set(metadata) <= KEDA_KAFKA_METADATA
         assert int(metadata["lagThreshold"]) > 0
         assert metadata["offsetResetPolicy"] in ("earliest", "latest")
         assert metadata.get("sasl", "plaintext") in ("plaintext", "scram_sha256", "scram_sha512", "gssapi")
         assert metadata.get("tls", "enable") in ("enable", "disable")
     for auth in of_kind(objects, "TriggerAuthentication"):
-        assert {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]} <= set(conf.KEDA_AUTH_PARAMETERS)
+        assert {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]} <= set(kubernetes.KEDA_AUTH_PARAMETERS)
 
 
 def test_awkward_topic_names_get_distinct_bounded_names_with_exact_values_in_annotations(awkward_settings):
@@ -468,11 +469,11 @@ def test_the_grace_period_and_liveness_budget_outlast_the_slowest_receiver(setti
 )
 def test_invalid_manifest_settings_are_reported_with_their_check_id(settings, kafka_consumer, check_id):
     settings.KAFKA_CONSUMER = {**settings.KAFKA_CONSUMER, **kafka_consumer}
-    assert f"kafka_consumer_app.{check_id}" in {problem.id for problem in conf.problems()}
+    assert f"kafka_consumer_app.{check_id}" in {problem.id for problem in topic_settings.problems()}
 
 
 def test_valid_manifest_settings_raise_no_problem(awkward_settings):
-    assert conf.problems() == []
+    assert topic_settings.problems() == []
 
 
 def test_the_command_prints_yaml_or_writes_a_directory_and_removes_only_its_own_stale_files(settings, tmp_path):

@@ -23,7 +23,7 @@ from kafka_consumer_app import composition
 from kafka_consumer_app.engine.stats import partition_lags, total_lag
 from kafka_consumer_app.observers.metrics import ConsumerMetrics
 from kafka_consumer_app.observers.monitoring import Monitoring, monitoring_configured
-from kafka_consumer_app.settings.conf import get_topic_config
+from kafka_consumer_app.settings.topics import get_topic_config
 from kafka_consumer_app.signals import topic_signal
 from kafka_consumer_app.testing.broker import free_port
 

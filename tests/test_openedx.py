@@ -38,7 +38,8 @@ from kafka_consumer_app.exceptions import EXIT_CONFIGURATION, EXIT_HANDLER_FAILE
 from kafka_consumer_app.management.commands.consume_events import Command as ConsumeEvents
 from kafka_consumer_app.message import Message
 from kafka_consumer_app.openedx import OpenEdxEvent
-from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings import schema_registry
+from kafka_consumer_app.settings import topics as topic_settings
 from kafka_consumer_app.signals import topic_signal
 
 from .kafka_utils import ROOT, committed, produce, read_topic
@@ -488,7 +489,7 @@ def test_avro_and_open_edx_settings_are_checked_without_quoting_credentials(sett
         **overrides,
     }
 
-    found = [problem for problem in conf.problems() if problem.id.startswith("kafka_consumer_app.E08")]
+    found = [problem for problem in topic_settings.problems() if problem.id.startswith("kafka_consumer_app.E08")]
 
     assert [problem.id for problem in found] == [check_id]
     assert SECRET not in found[0].msg + found[0].hint
@@ -501,19 +502,22 @@ def test_an_open_edx_topic_is_configured_as_one(settings):
         "TOPICS": {"t": {"OPENEDX_EVENTS": True}},
     }
 
-    config, plain = conf.get_topic_config("t"), conf.get_topic_config("other")
+    config, plain = topic_settings.get_topic_config("t"), topic_settings.get_topic_config("other")
 
     assert (config.openedx_events, config.deserializer, config.key_deserializer) == (
         True,
-        conf.OPENEDX_DESERIALIZER,
+        topic_settings.OPENEDX_DESERIALIZER,
         "avro",
     )
     assert (plain.openedx_events, plain.deserializer, plain.key_deserializer) == (False, "json", "str")
-    assert conf.get_topic_config("other", openedx_events=True).deserializer == conf.OPENEDX_DESERIALIZER
+    assert (
+        topic_settings.get_topic_config("other", openedx_events=True).deserializer
+        == topic_settings.OPENEDX_DESERIALIZER
+    )
 
 
 def test_the_readme_documents_the_schema_registry_keys_and_the_open_edx_plug():
     readme = (ROOT / "README.rst").read_text(encoding="utf-8")
 
-    for key in [*conf.SCHEMA_REGISTRY_DOC, "OPENEDX_EVENTS", "EVENT_BUS_CONSUMER"]:
+    for key in [*schema_registry.SCHEMA_REGISTRY_DOC, "OPENEDX_EVENTS", "EVENT_BUS_CONSUMER"]:
         assert f"``{key}``" in readme

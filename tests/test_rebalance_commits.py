@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from kafka_consumer_app.engine import commits as commits_module
 from kafka_consumer_app.engine.consumer import EventConsumer, RunOptions
-from kafka_consumer_app.settings.conf import get_topic_config
+from kafka_consumer_app.settings.topics import get_topic_config
 
 
 class StandInClient:

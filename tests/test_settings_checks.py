@@ -1,4 +1,4 @@
-"""KAFKA_CONSUMER validation (conf.problems and `manage.py check`), topic resolution and the client config."""
+"""KAFKA_CONSUMER validation (topics.problems and `manage.py check`), topic resolution and the client config."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from django.core.management.base import SystemCheckError
 
 from kafka_consumer_app.engine.consumer import EventConsumer
 from kafka_consumer_app.exceptions import ConfigurationError
-from kafka_consumer_app.settings import conf
-from kafka_consumer_app.settings.conf import MANAGED_OPTIONS, Problem, get_topic_config
+from kafka_consumer_app.settings import topics
+from kafka_consumer_app.settings.base import Problem
+from kafka_consumer_app.settings.connection import MANAGED_OPTIONS
+from kafka_consumer_app.settings.topics import get_topic_config
 
 VALID = {"BOOTSTRAP_SERVERS": "127.0.0.1:9092", "GROUP_ID": "svc"}
 NO_GROUP = {"BOOTSTRAP_SERVERS": "127.0.0.1:9092"}
@@ -71,7 +73,7 @@ def ids(found: list[Problem]) -> list[str]:
     return [problem.id.removeprefix("kafka_consumer_app.") for problem in found]
 
 
-# -- conf.problems --------------------------------------------------------------------------
+# -- topics.problems --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -79,7 +81,7 @@ def ids(found: list[Problem]) -> list[str]:
 )
 def test_problems_reports_an_invalid_setting_with_its_check_id(settings, check_id, case, value):
     configure(settings, value)
-    assert ids(conf.problems()) == [check_id]
+    assert ids(topics.problems()) == [check_id]
 
 
 def test_problems_reports_nothing_for_valid_settings(settings):
@@ -93,58 +95,58 @@ def test_problems_reports_nothing_for_valid_settings(settings):
         "PROGRESS_INTERVAL": 30.0,
         "TOPICS": {"orders": {"GROUP_ID": "o", "DESERIALIZER": "str", "KEY_DESERIALIZER": "json.loads"}},
     }
-    assert conf.problems(topic="orders") == []
+    assert topics.problems(topic="orders") == []
 
 
 @pytest.mark.parametrize("key", ["POLL_TIMEOUT", "CONNECT_TIMEOUT", "PROGRESS_INTERVAL", "HEARTBEAT_MAX_AGE"])
 def test_problems_reports_a_nan_number_of_seconds_as_e005(settings, key):
     # float("nan") <= 0 is False; a NaN CONNECT_TIMEOUT makes the connection wait endless.
     settings.KAFKA_CONSUMER = {**VALID, key: float("nan")}
-    assert ids(conf.problems()) == ["E005"]
+    assert ids(topics.problems()) == ["E005"]
 
 
 @pytest.mark.parametrize("option", sorted(MANAGED_OPTIONS))
 def test_every_managed_librdkafka_option_is_refused_in_consumer_config(settings, option):
     settings.KAFKA_CONSUMER = {**VALID, "CONSUMER_CONFIG": {option: "x"}}
-    assert ids(conf.problems()) == ["E008"]
+    assert ids(topics.problems()) == ["E008"]
 
 
 @pytest.mark.parametrize("option", sorted(MANAGED_OPTIONS))
 def test_every_managed_librdkafka_option_is_refused_in_a_topic_consumer_config(settings, option):
     settings.KAFKA_CONSUMER = {**VALID, "TOPICS": {"orders": {"CONSUMER_CONFIG": {option: "x"}}}}
-    assert ids(conf.problems()) == ["E008"]
+    assert ids(topics.problems()) == ["E008"]
 
 
 def test_a_managed_option_problem_names_the_option_and_where_it_was_set(settings):
     settings.KAFKA_CONSUMER = {**VALID, "TOPICS": {"orders": {"CONSUMER_CONFIG": {"group.id": "x"}}}}
-    assert conf.problems()[0].msg == (
+    assert topics.problems()[0].msg == (
         "KAFKA_CONSUMER['TOPICS']['orders']['CONSUMER_CONFIG'] sets 'group.id', which kafka_consumer_app manages"
     )
 
 
 def test_problems_reports_e010_for_a_topic_without_any_group(settings):
     settings.KAFKA_CONSUMER = NO_GROUP
-    assert ids(conf.problems(topic="orders")) == ["E010"]
+    assert ids(topics.problems(topic="orders")) == ["E010"]
 
 
 def test_problems_accepts_a_topic_without_group_when_a_group_override_is_given(settings):
     settings.KAFKA_CONSUMER = NO_GROUP
-    assert conf.problems(topic="orders", group_override="from-cli") == []
+    assert topics.problems(topic="orders", group_override="from-cli") == []
 
 
 def test_problems_accepts_a_topic_with_its_own_group_and_no_default_group(settings):
     settings.KAFKA_CONSUMER = {**NO_GROUP, "TOPICS": {"orders": {"GROUP_ID": "orders-group"}}}
-    assert conf.problems(topic="orders") == []
+    assert topics.problems(topic="orders") == []
 
 
 def test_problems_reports_every_problem_not_just_the_first(settings):
     settings.KAFKA_CONSUMER = {"UNKNOWN": 1, "POLL_TIMEOUT": -1, "CONSUMER_CONFIG": {"group.id": "x"}}
-    assert ids(conf.problems()) == ["E003", "E004", "E005", "E008"]
+    assert ids(topics.problems()) == ["E003", "E004", "E005", "E008"]
 
 
 def test_every_problem_has_a_hint(settings):
     settings.KAFKA_CONSUMER = {"UNKNOWN": 1, "POLL_TIMEOUT": -1, "GROUP_ID": 3, "CONSUMER_CONFIG": []}
-    assert all(problem.hint for problem in conf.problems(topic="orders"))
+    assert all(problem.hint for problem in topics.problems(topic="orders"))
 
 
 def test_problem_one_line_shows_message_id_and_hint_on_one_line():
@@ -266,7 +268,7 @@ def test_get_topic_config_raises_configuration_error_with_the_first_problem_on_o
     settings.KAFKA_CONSUMER = {**VALID, "CONSUMER_CONFIG": {"group.id": "x"}, "POLL_TIMEOUT": 0}
     with pytest.raises(ConfigurationError) as caught:
         get_topic_config("orders")
-    assert str(caught.value) == conf.problems(topic="orders")[0].one_line()
+    assert str(caught.value) == topics.problems(topic="orders")[0].one_line()
 
 
 def test_get_topic_config_raises_configuration_error_when_no_group_resolves(settings):

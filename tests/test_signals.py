@@ -9,7 +9,7 @@ import pytest
 from kafka_consumer_app.engine.consumer import EventConsumer
 from kafka_consumer_app.engine.dispatch import Dispatcher
 from kafka_consumer_app.message import Message
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 from kafka_consumer_app.signals import event_signal, topic_signal
 
 

@@ -40,7 +40,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from kafka_consumer_app.exceptions import ConfigurationError, SchemaRegistryUnavailableError
 from kafka_consumer_app.serialization import ContextDeserializer, DeserializationContext
-from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings import base
 
 #: HTTP statuses of the registry that say nothing about the message: try again after a restart.
 UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
@@ -50,7 +50,7 @@ CREDENTIAL_STATUSES = frozenset({401, 403})
 
 def registry_config() -> dict[str, Any]:
     """The ``SchemaRegistryClient`` configuration that ``KAFKA_CONSUMER['SCHEMA_REGISTRY']`` describes."""
-    registry = conf.raw_settings().get("SCHEMA_REGISTRY")
+    registry = base.raw_settings().get("SCHEMA_REGISTRY")
     if not isinstance(registry, dict) or not registry.get("URL"):
         raise ConfigurationError(
             "Avro messages need a schema registry, and KAFKA_CONSUMER['SCHEMA_REGISTRY']['URL'] is not set; "

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from kafka_consumer_app.client_errors import ClientErrors
 from kafka_consumer_app.exceptions import ConfigurationError, FatalKafkaError
 from kafka_consumer_app.redaction import redact_text, redacted, secret_values
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
 librdkafka_logger = logging.getLogger("kafka_consumer_app.librdkafka")

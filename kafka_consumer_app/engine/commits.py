@@ -19,7 +19,7 @@ from confluent_kafka import Message as KafkaMessage
 
 from kafka_consumer_app.engine.progress import Progress
 from kafka_consumer_app.engine.records import where
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from kafka_consumer_app.engine.topic_watch import TopicWatch, check_dead_letter_
 from kafka_consumer_app.engine.watchdog import Watchdog
 from kafka_consumer_app.exceptions import ConfigurationError, DeserializationError
 from kafka_consumer_app.message import Message
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 from kafka_consumer_app.validation import first_problem, positive_int_problem, seconds_problem
 
 logger = logging.getLogger(__name__)

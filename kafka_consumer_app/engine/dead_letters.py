@@ -20,7 +20,7 @@ from kafka_consumer_app.engine.records import locate, where
 from kafka_consumer_app.exceptions import ConfigurationError, DeadLetterError
 from kafka_consumer_app.message import headers_of
 from kafka_consumer_app.redaction import redact_text, secret_values
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 #: Prefix of the headers a dead-lettered message carries on top of its own.
 HEADER_PREFIX = "dlt."

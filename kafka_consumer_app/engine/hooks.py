@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from confluent_kafka import Message as KafkaMessage
 
     from kafka_consumer_app.message import Message
-    from kafka_consumer_app.settings.conf import TopicConfig
+    from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
 

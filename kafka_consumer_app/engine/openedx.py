@@ -262,5 +262,5 @@ class OpenEdxEventDeserializer(ContextDeserializer):
         return OpenEdxEvent(signal, event_data, metadata_from_headers(context.headers))
 
 
-#: The value deserializer that ``OPENEDX_EVENTS`` selects (``conf.OPENEDX_DESERIALIZER`` names it).
+#: The value deserializer that ``OPENEDX_EVENTS`` selects (``settings.topics.OPENEDX_DESERIALIZER`` names it).
 decode_event = OpenEdxEventDeserializer()

@@ -31,7 +31,7 @@ from kafka_consumer_app.engine.progress import RunSummary
 from kafka_consumer_app.engine.records import locate, where
 from kafka_consumer_app.engine.retries import RetryScheduler
 from kafka_consumer_app.exceptions import CircuitOpenError, MessageFailedError
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from django.utils.module_loading import import_string
 
 from kafka_consumer_app.engine.dispatch import ReceiverFailure
-from kafka_consumer_app.settings.conf import FailureConfig, RetryConfig
+from kafka_consumer_app.settings.failures import FailureConfig, RetryConfig
 
 REASON_RECEIVER_FAILED = "receiver-failed"
 REASON_MALFORMED = "malformed"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka_consumer_app.engine.stats import total_lag
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
 

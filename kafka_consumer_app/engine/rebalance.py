@@ -18,7 +18,7 @@ from kafka_consumer_app.engine.commits import Commits
 from kafka_consumer_app.engine.offsets import OffsetReset, reset_positions
 from kafka_consumer_app.engine.retries import RetryScheduler
 from kafka_consumer_app.exceptions import ConfigurationError
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
 

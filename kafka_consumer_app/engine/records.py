@@ -16,7 +16,7 @@ from confluent_kafka import TopicPartition
 
 from kafka_consumer_app.message import Message, coordinates, decode_event_type, headers_of, to_datetime
 from kafka_consumer_app.serialization import deserialize, get_deserializer
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 
 class Location(NamedTuple):

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from kafka_consumer_app.client_errors import ClientErrors, wait_for_metadata
 from kafka_consumer_app.engine.client import error_text, one_line
 from kafka_consumer_app.exceptions import AuthenticationError, TopicNotFoundError
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from prometheus_client.exposition import choose_encoder
 from kafka_consumer_app.engine.hooks import ConsumerHooks
 from kafka_consumer_app.engine.stats import group_state
 from kafka_consumer_app.exceptions import ConfigurationError
-from kafka_consumer_app.settings.conf import describe_bind_error
+from kafka_consumer_app.settings.health import describe_bind_error
 
 if TYPE_CHECKING:
     from kafka_consumer_app.engine.hooks import ConsumerView

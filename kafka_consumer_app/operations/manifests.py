@@ -6,7 +6,7 @@ PodDisruptionBudget and, when KEDA scales the topic, a KEDA ScaledObject. Shared
 a ConfigMap of the environment that is not secret and, when KEDA needs credentials, a
 TriggerAuthentication fed by the service's Secret (which is referenced, never rendered).
 
-Everything variable comes from ``KAFKA_CONSUMER`` (see :mod:`kafka_consumer_app.settings.conf`: the
+Everything variable comes from ``KAFKA_CONSUMER`` (see :mod:`kafka_consumer_app.settings.manifests`: the
 per-topic manifest keys and ``MANIFESTS``); the fixed values and why they are what they are
 are explained where they are defined below and in the README's "Deploying on Kubernetes".
 """
@@ -27,7 +27,10 @@ import yaml
 from django.conf import settings
 
 from kafka_consumer_app.exceptions import ConfigurationError
-from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings import base, kubernetes
+from kafka_consumer_app.settings import health as health_settings
+from kafka_consumer_app.settings import manifests as manifest_settings
+from kafka_consumer_app.settings import topics as topic_settings
 from kafka_consumer_app.validation import text_problem, topic_name_problem
 
 #: First line of every file written; files in the output directory that start with it may be replaced or removed.
@@ -128,7 +131,7 @@ def dns_label(text: str, max_length: int = MAX_NAME) -> str:
     Text that already is one is kept. Otherwise invalid characters become '-', the result is cut
     to fit and a hash of the original text is appended, so that 'a.b', 'a_b' and 'a-b' differ.
     """
-    if len(text) <= max_length and conf.DNS_LABEL.match(text):
+    if len(text) <= max_length and kubernetes.DNS_LABEL.match(text):
         return text
     candidate = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
     prefix = candidate[: max_length - HASH_LENGTH - 1].rstrip("-")
@@ -147,7 +150,7 @@ def label_value(text: str) -> str:
 
 def topic_object_name(topic: str) -> str:
     """The name of a topic's Deployment, PodDisruptionBudget and ScaledObject: ``<APP_NAME>-<topic>``, bounded."""
-    return dns_label(f"{conf.manifests_option('APP_NAME')}-{topic}")
+    return dns_label(f"{manifest_settings.manifests_option('APP_NAME')}-{topic}")
 
 
 # -- rendering ----------------------------------------------------------------------------------------------
@@ -175,21 +178,21 @@ def render(
     ``keda`` scales every topic rendered with KEDA, as if each had ``KEDA: True``. Raises
     :class:`ManifestError` naming the first problem when the settings cannot be rendered.
     """
-    found = conf.problems()
+    found = topic_settings.problems()
     if found:
         raise ManifestError(found[0].one_line())
     problem = option_problem(image, topics)
     if problem:
         raise ManifestError(problem)
-    names = list(dict.fromkeys(topics or conf.raw_settings().get("TOPICS") or {}))
+    names = list(dict.fromkeys(topics or base.raw_settings().get("TOPICS") or {}))
     if not names:
         raise ManifestError(
             "there is no topic to render: list topics in KAFKA_CONSUMER['TOPICS'] or name them with --topic"
         )
     if namespace is None:  # an explicit --namespace '' is refused below, not replaced by the settings' one
-        namespace = conf.manifests_option("NAMESPACE")
+        namespace = manifest_settings.manifests_option("NAMESPACE")
     if namespace is not None and not (
-        isinstance(namespace, str) and conf.DNS_LABEL.match(namespace) and len(namespace) < 64
+        isinstance(namespace, str) and kubernetes.DNS_LABEL.match(namespace) and len(namespace) < 64
     ):
         raise ManifestError(f"the namespace must be a DNS label of at most 63 characters, not {namespace!r}")
     plans = [plan_topic(topic, keda) for topic in names]
@@ -201,9 +204,9 @@ def render(
     config_map = config_map_object(namespace)
     config_hash = short_hash(json.dumps(config_map["data"], sort_keys=True))
     shared: list[dict[str, Any]] = [config_map]
-    if any(plan.keda for plan in plans) and conf.manifests_option("KEDA_AUTH"):
+    if any(plan.keda for plan in plans) and manifest_settings.manifests_option("KEDA_AUTH"):
         shared.append(trigger_authentication_object(namespace))
-    files = [ManifestFile(f"{conf.manifests_option('APP_NAME')}.yaml", tuple(shared))]
+    files = [ManifestFile(f"{manifest_settings.manifests_option('APP_NAME')}.yaml", tuple(shared))]
     for plan in plans:
         objects = [
             deployment_object(plan, image, namespace, config_hash),
@@ -217,10 +220,10 @@ def render(
 
 def plan_topic(topic: str, keda: bool = False) -> TopicPlan:
     """Resolve one topic's settings into the values its manifests use; raise ManifestError when they cannot work."""
-    found = conf.manifest_topic_problems(topic)
-    if keda and conf.manifest_setting(topic, "PARTITIONS") is None:
+    found = manifest_settings.manifest_topic_problems(topic)
+    if keda and manifest_settings.manifest_setting(topic, "PARTITIONS") is None:
         found.append(
-            conf.Problem(
+            base.Problem(
                 "kafka_consumer_app.E063",
                 f"--keda scales topic {topic!r}, which has no PARTITIONS to cap its replicas",
                 f"Set KAFKA_CONSUMER['TOPICS'][{topic!r}]['PARTITIONS'] to the topic's partition count.",
@@ -228,8 +231,8 @@ def plan_topic(topic: str, keda: bool = False) -> TopicPlan:
         )
     if found:
         raise ManifestError(found[0].one_line())
-    config = conf.get_topic_config(topic)
-    uses_keda = keda or bool(conf.manifest_setting(topic, "KEDA"))
+    config = topic_settings.get_topic_config(topic)
+    uses_keda = keda or bool(manifest_settings.manifest_setting(topic, "KEDA"))
     sasl, tls = keda_security(config.consumer_config)
     if uses_keda:
         _check_keda_auth(topic, sasl)
@@ -240,27 +243,27 @@ def plan_topic(topic: str, keda: bool = False) -> TopicPlan:
         bootstrap_servers=config.bootstrap_servers,
         name=topic_object_name(topic),
         keda=uses_keda,
-        replicas=conf.manifest_setting(topic, "REPLICAS"),
-        min_replicas=conf.manifest_setting(topic, "MIN_REPLICAS"),
+        replicas=manifest_settings.manifest_setting(topic, "REPLICAS"),
+        min_replicas=manifest_settings.manifest_setting(topic, "MIN_REPLICAS"),
         max_replicas=_max_replicas(topic),
-        lag_threshold=conf.manifest_setting(topic, "LAG_THRESHOLD"),
-        memory_request=str(conf.manifest_setting(topic, "MEMORY_REQUEST")),
-        memory_limit=str(conf.manifest_setting(topic, "MEMORY_LIMIT")),
-        cpu_request=str(conf.manifest_setting(topic, "CPU_REQUEST")),
+        lag_threshold=manifest_settings.manifest_setting(topic, "LAG_THRESHOLD"),
+        memory_request=str(manifest_settings.manifest_setting(topic, "MEMORY_REQUEST")),
+        memory_limit=str(manifest_settings.manifest_setting(topic, "MEMORY_LIMIT")),
+        cpu_request=str(manifest_settings.manifest_setting(topic, "CPU_REQUEST")),
         grace_period=termination_grace_period(config.poll_timeout, config.failure.hard_timeout),
         probe_command=tuple(probe_command(topic)),
         liveness_failures=liveness_failure_threshold(
             config.poll_timeout, config.failure.hard_timeout, config.health.max_age
         ),
-        offset_reset=conf.offset_reset_policy(config.consumer_config),
+        offset_reset=kubernetes.offset_reset_policy(config.consumer_config),
         sasl=sasl,
         tls=tls,
     )
 
 
 def _max_replicas(topic: str) -> int | None:
-    partitions: int | None = conf.manifest_setting(topic, "PARTITIONS")
-    maximum: int | None = conf.manifest_setting(topic, "MAX_REPLICAS")
+    partitions: int | None = manifest_settings.manifest_setting(topic, "PARTITIONS")
+    maximum: int | None = manifest_settings.manifest_setting(topic, "MAX_REPLICAS")
     return partitions if maximum is None else maximum
 
 
@@ -292,9 +295,9 @@ def liveness_failure_threshold(poll_timeout: float, hard_timeout: float, max_age
 
 def probe_command(topic: str) -> list[str]:
     """The exec probe: the Django-free heartbeat check, on the file the topic's loop touches."""
-    top = conf.raw_settings()
+    top = base.raw_settings()
     heartbeat = top.get("HEARTBEAT_FILE")
-    max_age = float(top.get("HEARTBEAT_MAX_AGE", conf.SETTINGS_DOC["HEARTBEAT_MAX_AGE"][0]))
+    max_age = health_settings.max_age(top)
     if heartbeat is False:
         raise ManifestError(
             "KAFKA_CONSUMER['HEARTBEAT_FILE'] is False, but the Deployment's liveness and startup probes read the "
@@ -324,8 +327,8 @@ def keda_security(consumer_config: Any) -> tuple[str | None, bool]:
 
 
 def _check_keda_auth(topic: str, sasl: str | None) -> None:
-    auth = conf.manifests_option("KEDA_AUTH")
-    scaler = conf.manifests_option("KEDA_SCALER")
+    auth = manifest_settings.manifests_option("KEDA_AUTH")
+    scaler = manifest_settings.manifests_option("KEDA_SCALER")
     if scaler == "apache-kafka" and sasl == "oauthbearer":
         raise ManifestError(
             f"topic {topic!r} authenticates with SASL OAUTHBEARER, which KEDA's 'apache-kafka' scaler does not "
@@ -358,7 +361,7 @@ def _metadata(
 def service_labels() -> dict[str, str]:
     """The labels of every object of the service."""
     return {
-        "app.kubernetes.io/name": conf.manifests_option("APP_NAME"),
+        "app.kubernetes.io/name": manifest_settings.manifests_option("APP_NAME"),
         "app.kubernetes.io/component": COMPONENT,
         "app.kubernetes.io/managed-by": MANAGED_BY,
     }
@@ -366,7 +369,10 @@ def service_labels() -> dict[str, str]:
 
 def selector_labels(plan: TopicPlan) -> dict[str, str]:
     """The labels that select a topic's pods; a Deployment's selector is immutable, so these never change."""
-    return {"app.kubernetes.io/name": conf.manifests_option("APP_NAME"), "app.kubernetes.io/instance": plan.name}
+    return {
+        "app.kubernetes.io/name": manifest_settings.manifests_option("APP_NAME"),
+        "app.kubernetes.io/instance": plan.name,
+    }
 
 
 def topic_labels(plan: TopicPlan) -> dict[str, str]:
@@ -390,7 +396,7 @@ def topic_annotations(plan: TopicPlan) -> dict[str, str]:
 
 def config_map_data() -> dict[str, str]:
     """The consumers' environment that is not secret: ``MANIFESTS['ENV']`` and DJANGO_SETTINGS_MODULE."""
-    data = dict(conf.manifests_option("ENV"))
+    data = dict(manifest_settings.manifests_option("ENV"))
     # override_settings hides SETTINGS_MODULE; manage.py sets the variable either way.
     module = getattr(settings, "SETTINGS_MODULE", None) or os.environ.get("DJANGO_SETTINGS_MODULE")
     if "DJANGO_SETTINGS_MODULE" not in data:
@@ -408,19 +414,19 @@ def config_map_object(namespace: str | None) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(conf.manifests_option("APP_NAME"), namespace, service_labels()),
+        "metadata": _metadata(manifest_settings.manifests_option("APP_NAME"), namespace, service_labels()),
         "data": config_map_data(),
     }
 
 
 def trigger_authentication_object(namespace: str | None) -> dict[str, Any]:
     """KEDA's credentials for Kafka, taken from the keys of the service's Secret that KEDA_AUTH names."""
-    secret = conf.manifests_option("SECRET")
-    auth = conf.manifests_option("KEDA_AUTH")
+    secret = manifest_settings.manifests_option("SECRET")
+    auth = manifest_settings.manifests_option("KEDA_AUTH")
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "TriggerAuthentication",
-        "metadata": _metadata(conf.manifests_option("APP_NAME"), namespace, service_labels()),
+        "metadata": _metadata(manifest_settings.manifests_option("APP_NAME"), namespace, service_labels()),
         "spec": {
             "secretTargetRef": [
                 {"parameter": parameter, "name": secret, "key": key} for parameter, key in sorted(auth.items())
@@ -446,8 +452,8 @@ def container(plan: TopicPlan, image: str) -> dict[str, Any]:
         "imagePullPolicy": "IfNotPresent",
         "command": ["python", "manage.py", "consume_events", "--topic", plan.topic],
         "envFrom": [
-            {"configMapRef": {"name": conf.manifests_option("APP_NAME")}},
-            {"secretRef": {"name": conf.manifests_option("SECRET")}},
+            {"configMapRef": {"name": manifest_settings.manifests_option("APP_NAME")}},
+            {"secretRef": {"name": manifest_settings.manifests_option("SECRET")}},
         ],
         "resources": {
             "requests": {"cpu": plan.cpu_request, "memory": plan.memory_request},
@@ -467,7 +473,7 @@ def container(plan: TopicPlan, image: str) -> dict[str, Any]:
 
 def deployment_object(plan: TopicPlan, image: str, namespace: str | None, config_hash: str) -> dict[str, Any]:
     """The topic's Deployment: one consumer process per pod, in the topic's consumer group."""
-    user = conf.manifests_option("RUN_AS_USER")
+    user = manifest_settings.manifests_option("RUN_AS_USER")
     spec: dict[str, Any] = {}
     if not plan.keda:
         spec["replicas"] = plan.replicas
@@ -523,7 +529,7 @@ def pod_disruption_budget_object(plan: TopicPlan, namespace: str | None) -> dict
 
 def scaled_object(plan: TopicPlan, namespace: str | None) -> dict[str, Any]:
     """KEDA scales the topic's Deployment on the group's lag, between MIN_REPLICAS and the partition count."""
-    auth = conf.manifests_option("KEDA_AUTH")
+    auth = manifest_settings.manifests_option("KEDA_AUTH")
     metadata = {
         "bootstrapServers": plan.bootstrap_servers,
         "consumerGroup": plan.group_id,
@@ -535,9 +541,9 @@ def scaled_object(plan: TopicPlan, namespace: str | None) -> dict[str, Any]:
         metadata["sasl"] = plan.sasl
     if plan.tls and "tls" not in auth:
         metadata["tls"] = "enable"
-    trigger: dict[str, Any] = {"type": conf.manifests_option("KEDA_SCALER"), "metadata": metadata}
+    trigger: dict[str, Any] = {"type": manifest_settings.manifests_option("KEDA_SCALER"), "metadata": metadata}
     if auth:
-        trigger["authenticationRef"] = {"name": conf.manifests_option("APP_NAME")}
+        trigger["authenticationRef"] = {"name": manifest_settings.manifests_option("APP_NAME")}
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",

@@ -35,7 +35,7 @@ from kafka_consumer_app.exceptions import (
     TopicNotFoundError,
 )
 from kafka_consumer_app.message import headers_of
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
 

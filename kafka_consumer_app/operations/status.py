@@ -47,7 +47,7 @@ from kafka_consumer_app.exceptions import (
     TopicNotFoundError,
 )
 from kafka_consumer_app.redaction import redact_text, secret_values
-from kafka_consumer_app.settings.conf import TopicConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
 

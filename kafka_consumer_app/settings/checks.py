@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core import checks
 
-from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings import health, topics
 
 TAG = "kafka_consumer_app"
 
@@ -14,10 +14,10 @@ TAG = "kafka_consumer_app"
 @checks.register(TAG)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Report every missing or invalid ``KAFKA_CONSUMER`` setting as an error with a hint."""
-    return [checks.Error(problem.msg, hint=problem.hint, id=problem.id) for problem in conf.problems()]
+    return [checks.Error(problem.msg, hint=problem.hint, id=problem.id) for problem in topics.problems()]
 
 
 @checks.register(TAG, deploy=True)
 def check_health_port(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """``manage.py check --deploy``: report a ``HEALTH_PORT`` that cannot be bound (in use, say) as an error."""
-    return [checks.Error(problem.msg, hint=problem.hint, id=problem.id) for problem in conf.health_port_problems()]
+    return [checks.Error(problem.msg, hint=problem.hint, id=problem.id) for problem in health.health_port_problems()]

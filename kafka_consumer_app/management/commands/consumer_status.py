@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from kafka_consumer_app.composition import configure_logging
 from kafka_consumer_app.exceptions import KafkaConsumerAppError
 from kafka_consumer_app.operations.status import read_status, render_json, render_table
-from kafka_consumer_app.settings import conf
+from kafka_consumer_app.settings import topics
 from kafka_consumer_app.validation import group_name, one_line_usage_errors, topic_name
 
 
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         """Read the report and print it; turn failures into one line and an exit code."""
         configure_logging(options["verbosity"])
         try:
-            config = conf.get_topic_config(options["topic"], options.get("group_id"))
+            config = topics.get_topic_config(options["topic"], options.get("group_id"))
             status = read_status(config)
         except KafkaConsumerAppError as error:
             raise CommandError(str(error), returncode=error.exit_code) from error

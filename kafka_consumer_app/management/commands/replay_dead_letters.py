@@ -16,8 +16,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from kafka_consumer_app.composition import configure_logging
 from kafka_consumer_app.exceptions import ConfigurationError, KafkaConsumerAppError
 from kafka_consumer_app.operations.replay import DeadLetterReplayer, ReplayOptions
-from kafka_consumer_app.settings import conf
-from kafka_consumer_app.settings.conf import FailureConfig, TopicConfig
+from kafka_consumer_app.settings import base, connection, topics
+from kafka_consumer_app.settings.failures import FailureConfig
+from kafka_consumer_app.settings.topics import TopicConfig
 from kafka_consumer_app.validation import (
     first_problem,
     group_id_problem,
@@ -61,16 +62,16 @@ class Command(BaseCommand):
             problem = replay_option_problem(options)
             if problem:
                 raise ConfigurationError(problem)
-            found = conf.problems()
+            found = topics.problems()
             if found:
                 raise ConfigurationError(found[0].one_line())
             topic = options["topic"]
-            top = conf.raw_settings()
+            top = base.raw_settings()
             config = TopicConfig(
                 topic=topic,
                 kafka_topic=topic,
                 group_id=replay_group(options),
-                bootstrap_servers=conf.bootstrap_servers() or "",
+                bootstrap_servers=connection.bootstrap_servers() or "",
                 connect_timeout=float(top.get("CONNECT_TIMEOUT", 30.0)),
                 consumer_config=dict(top.get("CONSUMER_CONFIG") or {}),
                 failure=FailureConfig(producer_config=dict(top.get("PRODUCER_CONFIG") or {})),
