@@ -1,10 +1,8 @@
 """
 A real, single-node Apache Kafka broker for tests and demos, with no Docker.
 
-Apache Kafka's jars are fetched with Maven from Maven Central into a cache directory
-(``$KAFKA_CONSUMER_APP_CACHE``, default ``.cache/kafka`` under the working directory),
-then the broker runs in KRaft mode (broker and controller in one JVM) on 127.0.0.1, on
-free ports, with a temporary log directory. Java 17+ and Maven must be on the PATH.
+Apache Kafka's jars come from :mod:`kafka_consumer_app.testing.jars`; the broker runs in KRaft
+mode (broker and controller in one JVM) on 127.0.0.1, on free ports, with a temporary log directory.
 
 The same module serves the test suite's session fixture and the command line::
 
@@ -28,138 +26,32 @@ SCRAM-SHA-512 credentials written when the log dir is formatted), and ``tls=True
 from __future__ import annotations
 
 import argparse
-import base64
-import os
-import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-#: The Apache Kafka release the broker runs; 4.x runs on Java 17.
-KAFKA_VERSION = "4.1.1"
-#: SLF4J binding so that the broker's own log reaches its log file.
-LOG4J_VERSION = "2.24.3"
+from kafka_consumer_app.testing.jars import (
+    CREDENTIAL,
+    DEFAULT_PROPERTIES,
+    KAFKA_VERSION,
+    LOG4J2_PROPERTIES,
+    SASL_MECHANISMS,
+    BrokerError,
+    fetch,
+    free_port,
+    make_certificate,
+    random_cluster_id,
+)
 
-POM = """<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>kafka-consumer-app.local</groupId>
-  <artifactId>local-kafka-broker</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId>
-      <artifactId>kafka_2.13</artifactId>
-      <version>{kafka}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.logging.log4j</groupId>
-      <artifactId>log4j-slf4j-impl</artifactId>
-      <version>{log4j}</version>
-    </dependency>
-  </dependencies>
-</project>
-"""
-
-LOG4J2_PROPERTIES = """status = warn
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = ${sys:kafka.logs.dir}/broker.log
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = info
-rootLogger.appenderRef.file.ref = file
-logger.kafka.name = kafka
-logger.kafka.level = info
-logger.state.name = state.change.logger
-logger.state.level = warn
-logger.controller.name = org.apache.kafka.controller
-logger.controller.level = warn
-"""
-
-#: Broker settings tuned for one node and fast tests. Topics are never auto-created, so
-#: tests about missing topics (and missing dead-letter topics) mean what they say.
-DEFAULT_PROPERTIES = {
-    "process.roles": "broker,controller",
-    "node.id": "1",
-    "controller.listener.names": "CONTROLLER",
-    "inter.broker.listener.name": "PLAINTEXT",
-    "auto.create.topics.enable": "false",
-    "num.partitions": "1",
-    "offsets.topic.replication.factor": "1",
-    "offsets.topic.num.partitions": "3",
-    "transaction.state.log.replication.factor": "1",
-    "transaction.state.log.min.isr": "1",
-    "share.coordinator.state.topic.replication.factor": "1",
-    "share.coordinator.state.topic.min.isr": "1",
-    "group.initial.rebalance.delay.ms": "0",
-    "log.retention.hours": "2",
-}
-
-
-#: The SASL mechanisms a broker with users enables on its SASL listeners.
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-512")
-#: User names and passwords must be simple enough for JAAS and for StorageTool's --add-scram syntax.
-_CREDENTIAL = re.compile(r"^[A-Za-z0-9._~!@#%^&*+-]+$")
-
-
-class BrokerError(RuntimeError):
-    """The local broker could not be fetched or started; the message says why and what to do."""
-
-
-def cache_dir() -> Path:
-    """Where the Kafka jars are kept: ``$KAFKA_CONSUMER_APP_CACHE`` or ``./.cache/kafka``."""
-    return Path(os.environ.get("KAFKA_CONSUMER_APP_CACHE") or Path.cwd() / ".cache" / "kafka").resolve()
-
-
-def fetch(directory: Path | None = None, quiet: bool = True) -> Path:
-    """Fetch Apache Kafka's jars with Maven (once) and return the directory holding them."""
-    home = (directory or cache_dir()) / f"kafka-{KAFKA_VERSION}"
-    lib = home / "lib"
-    marker = home / ".complete"
-    if marker.exists():
-        return lib
-    if shutil.which("mvn") is None:
-        raise BrokerError("Maven ('mvn') is not on the PATH; install Maven 3 to fetch Apache Kafka's jars")
-    if shutil.which("java") is None:
-        raise BrokerError("Java ('java') is not on the PATH; install Java 17 or newer to run Apache Kafka")
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "pom.xml").write_text(POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION), encoding="utf-8")
-    command = ["mvn", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={lib}"]
-    if quiet:
-        command.insert(1, "-q")
-    result = subprocess.run(command, cwd=home, capture_output=quiet, text=True, check=False)
-    if result.returncode != 0:
-        tail = (result.stdout or "")[-2000:] if quiet else ""
-        raise BrokerError(f"Maven could not fetch org.apache.kafka:kafka_2.13:{KAFKA_VERSION}:\n{tail}")
-    marker.write_text(KAFKA_VERSION, encoding="utf-8")
-    return lib
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _random_cluster_id() -> str:
-    # Like Kafka's Uuid.randomUuid(): never a leading '-', which StorageTool would read as an option.
-    while True:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
-        if not cluster_id.startswith("-"):
-            return cluster_id
+__all__ = ["KAFKA_VERSION", "BrokerError", "LocalKafkaBroker", "fetch", "free_port", "main"]
 
 
 class LocalKafkaBroker:
@@ -184,7 +76,7 @@ class LocalKafkaBroker:
         self.plain_users = dict(plain_users or {})
         self.scram_users = dict(scram_users or {})
         for name, password in {**self.plain_users, **self.scram_users}.items():
-            if not (_CREDENTIAL.match(name) and _CREDENTIAL.match(password)):
+            if not (CREDENTIAL.match(name) and CREDENTIAL.match(password)):
                 raise ValueError(f"user {name!r}: names and passwords may only use letters, digits and ._~!@#%^&*+-")
         if tls and not self.sasl_enabled:
             raise ValueError("tls=True adds a SASL_SSL listener: give plain_users or scram_users too")
@@ -284,26 +176,11 @@ class LocalKafkaBroker:
         return props
 
     def _make_certificate(self) -> None:
-        """A self-signed certificate for 127.0.0.1 and localhost, valid two days, exported as PEM."""
-        keystore = self.workdir / "tls" / "broker.p12"
-        if keystore.exists():
-            return
-        if shutil.which("keytool") is None:
-            raise BrokerError("the JDK's 'keytool' is not on the PATH; it makes the TLS listener's certificate")
-        keystore.parent.mkdir(parents=True, exist_ok=True)
-        store = ["-keystore", str(keystore), "-storetype", "PKCS12", "-storepass", self._keystore_password]
-        generate = ["keytool", "-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048"]
-        generate += ["-validity", "2", "-dname", "CN=localhost", "-ext", "SAN=ip:127.0.0.1,dns:localhost"]
-        generate += ["-ext", "BC=ca:true", "-keypass", self._keystore_password, *store]
-        export = ["keytool", "-exportcert", "-rfc", "-alias", "broker", "-file", str(self.ca_file), *store]
-        commands = [generate, export]
-        for command in commands:
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                raise BrokerError(f"keytool failed: {result.stdout[-1000:]}{result.stderr[-1000:]}")
+        """The TLS listener's self-signed certificate, made once per broker directory."""
+        make_certificate(self.workdir / "tls" / "broker.p12", self.ca_file, self._keystore_password)
 
     def _format_command(self, lib: Path, config: Path) -> list[str]:
-        command = ["kafka.tools.StorageTool", "format", "-t", _random_cluster_id(), "-c", str(config)]
+        command = ["kafka.tools.StorageTool", "format", "-t", random_cluster_id(), "-c", str(config)]
         for name, password in self.scram_users.items():
             command += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
         return self._java(lib, *command)

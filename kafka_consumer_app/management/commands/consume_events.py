@@ -99,30 +99,8 @@ class Command(BaseCommand):
             metavar="JSON",
             help="openedx-events' option: a JSON object; its offset_time is --offset-time.",
         )
-        parser.add_argument("--max-messages", type=positive_int, help="Stop cleanly after handling this many messages.")
-        parser.add_argument(
-            "--idle-timeout",
-            type=positive_seconds,
-            metavar="SECONDS",
-            help="Stop cleanly when no message arrived for this many seconds.",
-        )
-        replay = parser.add_mutually_exclusive_group()
-        replay.add_argument(
-            "--from-beginning",
-            action="store_true",
-            help="Rewind the group to the beginning of the topic once, at the first assignment, then consume.",
-        )
-        replay.add_argument(
-            "--offset-time",
-            type=offset_time,
-            metavar="ISO8601",
-            help="Rewind the group once to the first message at or after this time (UTC if no zone), then consume.",
-        )
-        parser.add_argument(
-            "--reset-only",
-            action="store_true",
-            help="Apply --from-beginning or --offset-time for every partition and exit (stop the group first).",
-        )
+        add_limit_arguments(parser)
+        add_replay_arguments(parser)
         parser.add_argument(
             "--allow-no-handlers",
             action="store_true",
@@ -160,6 +138,38 @@ class Command(BaseCommand):
                 run_consumer(spec)
         except KafkaConsumerAppError as error:
             raise CommandError(str(error), returncode=error.exit_code) from error
+
+
+def add_limit_arguments(parser: CommandParser) -> None:
+    """The finite mode: stop cleanly after N messages or an idle time."""
+    parser.add_argument("--max-messages", type=positive_int, help="Stop cleanly after handling this many messages.")
+    parser.add_argument(
+        "--idle-timeout",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="Stop cleanly when no message arrived for this many seconds.",
+    )
+
+
+def add_replay_arguments(parser: CommandParser) -> None:
+    """The one-time rewind of the group, and --reset-only to apply it without consuming."""
+    replay = parser.add_mutually_exclusive_group()
+    replay.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="Rewind the group to the beginning of the topic once, at the first assignment, then consume.",
+    )
+    replay.add_argument(
+        "--offset-time",
+        type=offset_time,
+        metavar="ISO8601",
+        help="Rewind the group once to the first message at or after this time (UTC if no zone), then consume.",
+    )
+    parser.add_argument(
+        "--reset-only",
+        action="store_true",
+        help="Apply --from-beginning or --offset-time for every partition and exit (stop the group first).",
+    )
 
 
 def offset_reset(options: dict[str, Any]) -> OffsetReset | None:
