@@ -88,7 +88,8 @@ def deserializer_problem(spec: Any) -> str | None:
         except ImportError as error:
             return f"needs the {extra!r} extra (pip install kafka_consumer_app[{extra}]): {error}"
         return None
-    if "." not in spec:
+    if "." not in spec or not all(part.isidentifier() for part in spec.split(".")):
+        # "." or ".decode" would reach import_module() as a relative import and raise there.
         return f"is not one of {', '.join(BUILTIN)} and not a dotted path"
     try:
         loaded = import_string(spec)

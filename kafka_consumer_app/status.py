@@ -214,10 +214,10 @@ class _StatusReader:
         self.errors.raise_if_rejected()
 
     def _partitions(self, admin: AdminClient) -> list[int]:
-        """The topic's partitions, waiting for the cluster until the deadline."""
+        """The topic's partitions, waiting for the cluster up to CONNECT_TIMEOUT (the first request of the report)."""
         topic = self.config.kafka_topic
         metadata = wait_for_metadata(
-            admin, topic, self.config.bootstrap_servers, max(self._remaining(), 0.0), self.errors
+            admin, topic, self.config.bootstrap_servers, self.config.connect_timeout, self.errors
         )
         found = metadata.topics.get(topic)
         code = found.error.code() if found is not None and found.error is not None else None

@@ -111,3 +111,8 @@ def test_get_deserializer_raises_configuration_error_naming_the_spec_and_problem
     spec = f"{__name__}.NOT_CALLABLE"
     with pytest.raises(ConfigurationError, match=re.escape(f"deserializer {spec!r} is not callable")):
         get_deserializer(spec)
+
+
+@pytest.mark.parametrize("spec", [".", "..", ".decode", "module..decode", "my-module.decode"])
+def test_a_path_that_is_not_dotted_identifiers_is_a_problem_not_an_exception(spec):
+    assert deserializer_problem(spec) == "is not one of json, str, bytes and not a dotted path"
