@@ -630,3 +630,13 @@ def test_the_liveness_probes_exact_command_passes_a_live_consumer_and_fails_a_st
     finally:
         process.kill()
         heartbeat.unlink(missing_ok=True)
+
+
+def test_an_output_directory_that_cannot_be_written_is_one_line_and_exit_1(settings, tmp_path):
+    settings.KAFKA_CONSUMER = {**settings.KAFKA_CONSUMER, "HEARTBEAT_FILE": None, "TOPICS": {"a": {}}}
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    with pytest.raises(CommandError) as raised:
+        call_command("consumer_manifests", image=IMAGE, output=str(blocker / "k8s"), stdout=StringIO())
+    assert raised.value.returncode == 1
+    assert "\n" not in str(raised.value) and "cannot write the manifests into --output" in str(raised.value)

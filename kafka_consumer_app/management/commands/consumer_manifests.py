@@ -73,5 +73,13 @@ class Command(BaseCommand):
         if not options.get("output"):
             self.stdout.write(manifests.stream(files), ending="")
             return
-        for path in manifests.write(files, Path(options["output"])):
+        try:
+            written = manifests.write(files, Path(options["output"]))
+        except OSError as error:  # a name too long, no permission, a file where a directory should be...
+            raise CommandError(
+                f"cannot write the manifests into --output {options['output']!r} ({error.strerror or error}); "
+                "choose a directory this user can create and write",
+                returncode=1,
+            ) from error
+        for path in written:
             self.stdout.write(f"Wrote {path}")
