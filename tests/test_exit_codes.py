@@ -1,9 +1,9 @@
 """
 The README's exit-code table, against a real broker: the codes that no other test file shows.
 
-Codes 0, 1, 2, 3 and 5 are shown where their causes are tested (test_command_errors.py,
+Codes 0, 1, 2, 3, 5, 130 and 143 are shown where their causes are tested (test_command_errors.py,
 test_delivery.py, test_failures.py, test_shutdown.py); this file covers a fatal Kafka client
-error (4) and a second SIGINT (130).
+error (4).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from kafka_consumer_app.exceptions import EXIT_KAFKA
 
-from .kafka_utils import SHORT_SESSION, committed, finished, produce, read_records, settings_env, wait_for
+from .kafka_utils import SHORT_SESSION, settings_env, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -44,23 +44,3 @@ def test_a_member_fenced_by_another_with_its_static_instance_id_exits_4_with_one
     assert len(lines) == 1 and "fatal Kafka error" in lines[0], first.output()
     second.send(signal.SIGTERM)
     assert second.wait(30) == 0, second.output()
-
-
-def test_a_second_sigint_exits_at_once_with_130_and_commits_nothing(
-    kafka_broker, make_topic, group_id, tmp_path, consumers
-):
-    servers = kafka_broker.bootstrap_servers
-    topic = make_topic(partitions=1)
-    record = tmp_path / "records.txt"
-    produce(servers, topic, [{"id": 0, "sleep": 60}])
-
-    env = settings_env(tmp_path, CONSUMER_CONFIG=SHORT_SESSION)
-    slow = consumers.start(servers, topic, record, group=group_id, env={**env, "TESTAPP_RECORD_STARTS": "1"})
-    wait_for(lambda: read_records(record), timeout=60, what="the receiver to start sleeping on the message")
-    slow.send(signal.SIGINT)
-    wait_for(lambda: "Received SIGINT" in slow.output(), timeout=10, what="the first SIGINT to be logged")
-    slow.send(signal.SIGINT)
-
-    assert slow.wait(10) == 128 + signal.SIGINT, slow.output()
-    assert finished(read_records(record)) == []
-    assert committed(servers, group_id, topic, 1) == {0: -1001}

@@ -59,8 +59,9 @@ def test_after_sigterm_and_a_restart_no_message_is_handled_twice_and_none_is_los
     assert lost == 0
 
 
-def test_a_second_sigterm_exits_at_once_with_143_and_the_message_in_hand_is_redelivered(
-    kafka_broker, make_topic, group_id, tmp_path, consumers
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM-143", "SIGINT-130"])
+def test_a_second_signal_exits_at_once_with_128_plus_its_number_and_the_message_in_hand_is_redelivered(
+    signum, kafka_broker, make_topic, group_id, tmp_path, consumers
 ):
     servers = kafka_broker.bootstrap_servers
     topic = make_topic(partitions=1)
@@ -71,12 +72,13 @@ def test_a_second_sigterm_exits_at_once_with_143_and_the_message_in_hand_is_rede
     env = settings_env(tmp_path, CONSUMER_CONFIG=SHORT_SESSION)
     slow = consumers.start(servers, topic, record, group=group_id, env={**env, "TESTAPP_RECORD_STARTS": "1"})
     wait_for(lambda: read_records(record), timeout=60, what="the receiver to start sleeping on the message")
-    slow.send(signal.SIGTERM)
+    slow.send(signum)
     # The first signal must have been taken (not merged with the second) before the second is sent.
-    wait_for(lambda: "Received SIGTERM" in slow.output(), timeout=10, what="the first SIGTERM to be logged")
-    slow.send(signal.SIGTERM)
+    name = signal.Signals(signum).name
+    wait_for(lambda: f"Received {name}" in slow.output(), timeout=10, what=f"the first {name} to be logged")
+    slow.send(signum)
     signalled = time.monotonic()
-    assert slow.wait(10) == 128 + signal.SIGTERM, slow.output()
+    assert slow.wait(10) == 128 + signum, slow.output()
     assert time.monotonic() - signalled < 5
     assert finished(read_records(record)) == []
     assert committed(servers, group_id, topic, 1) == {0: -1001}
