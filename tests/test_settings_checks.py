@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
+from kafka_consumer_app.engine.client import admin_options, producer_options
 from kafka_consumer_app.engine.consumer import EventConsumer
 from kafka_consumer_app.exceptions import ConfigurationError
 from kafka_consumer_app.settings import topics
@@ -323,3 +324,25 @@ def test_client_config_passes_user_options_through_verbatim(settings):
 def test_client_config_uses_the_resolved_bootstrap_servers_and_group(settings):
     config = client_config(settings)
     assert (config["bootstrap.servers"], config["group.id"]) == ("127.0.0.1:9092", "svc")
+
+
+def test_the_producer_and_admin_clients_reach_the_cluster_as_the_consumer_does(settings):
+    def token(config):  # an OAUTHBEARER token callback, which every client of the cluster needs
+        return "token", 0.0
+
+    settings.KAFKA_CONSUMER = {
+        **VALID,
+        "CONSUMER_CONFIG": {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "OAUTHBEARER",
+            "oauth_cb": token,
+            "debug": "broker",
+            "session.timeout.ms": 10000,
+        },
+    }
+    config = get_topic_config("orders")
+    shared = {"security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER", "oauth_cb": token, "debug": "broker"}
+    for options in (producer_options(config), admin_options(config, error_cb=print)):
+        assert {key: options.get(key) for key in shared} == shared
+        assert options["bootstrap.servers"] == "127.0.0.1:9092"
+        assert "session.timeout.ms" not in options  # a consumer-only option stays with the consumer

@@ -1,8 +1,12 @@
 """
-The librdkafka consumer client: its configuration, its creation, and what its error callback hears.
+The librdkafka clients: their configuration, the consumer's creation, and what its error callback hears.
 
-:func:`client_config` is the user's pass-through options plus the managed ones (offsets
-stored by the loop, never automatically). :class:`ClientErrorHandler` is the client's
+Every client the app makes gets its options here, so that they all reach the cluster the same
+way: :func:`connection_options` is what a consumer's ``CONSUMER_CONFIG`` says about reaching
+and authenticating to the cluster, which the dead-letter producer and the admin client share;
+:func:`client_config` is the consumer's (the user's pass-through options plus the managed
+ones: offsets stored by the loop, never automatically); :func:`producer_options` and
+:func:`admin_options` are the others'. :class:`ClientErrorHandler` is the client's
 ``error_cb`` and reads the errors that come as messages: credentials and fatal errors are
 kept to end the loop, an unreachable cluster is logged at most every
 UNREACHABLE_LOG_INTERVAL seconds, and an unknown topic is handed to the deleted-topic watch.
@@ -36,6 +40,72 @@ MISSING_TOPIC_ERRORS = frozenset(
 )
 
 
+#: Options of ``CONSUMER_CONFIG`` that say how to reach and authenticate to the cluster, by prefix:
+#: every client of the same cluster (the dead-letter producer, the admin client) takes them too.
+CONNECTION_OPTION_PREFIXES = (
+    "security.",
+    "sasl.",
+    "ssl.",
+    "ssl_",
+    "socket.",
+    "broker.",
+    "reconnect.",
+    "client.",
+    "api.version",
+    "enable.ssl.",
+    "enable.sasl.",
+    "https.",
+)
+#: The same, by whole name: librdkafka's debug contexts, and the OAUTHBEARER token callback.
+CONNECTION_OPTIONS = frozenset({"debug", "oauth_cb"})
+#: What the dead-letter producer defaults to: every write confirmed by all in-sync replicas, once.
+PRODUCER_DEFAULTS = {"enable.idempotence": True, "acks": "all", "linger.ms": 0, "message.timeout.ms": 30000}
+
+
+def connection_options(consumer_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``consumer_config`` that every client of the same cluster needs: transport and credentials."""
+    return {
+        key: value
+        for key, value in consumer_config.items()
+        if key.startswith(CONNECTION_OPTION_PREFIXES) or key in CONNECTION_OPTIONS
+    }
+
+
+def producer_options(config: TopicConfig, error_cb: Callable[[KafkaError], object] | None = None) -> dict[str, Any]:
+    """The dead-letter producer's options: the connection's, the producer defaults, then ``PRODUCER_CONFIG``."""
+    options = connection_options(config.consumer_config)
+    options.update(PRODUCER_DEFAULTS)
+    options.update(config.failure.producer_config)
+    options.update({"bootstrap.servers": config.bootstrap_servers, "logger": librdkafka_logger})
+    if error_cb is not None:
+        options["error_cb"] = error_cb
+    return options
+
+
+def admin_options(config: TopicConfig, error_cb: Callable[[KafkaError], object]) -> dict[str, Any]:
+    """An admin client's options on ``config``'s cluster: the connection's, the brokers, the callbacks."""
+    options = connection_options(config.consumer_config)
+    options.update({"bootstrap.servers": config.bootstrap_servers, "error_cb": error_cb, "logger": librdkafka_logger})
+    return options
+
+
+def consumer_options(
+    config: TopicConfig, error_cb: Callable[[KafkaError], object], managed: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A consumer's options: the user's ``CONSUMER_CONFIG``, then what this use of it manages, the brokers and group."""
+    options = dict(config.consumer_config)
+    options.update(managed)
+    options.update(
+        {
+            "bootstrap.servers": config.bootstrap_servers,
+            "group.id": config.group_id,
+            "error_cb": error_cb,
+            "logger": librdkafka_logger,
+        }
+    )
+    return options
+
+
 def client_config(
     config: TopicConfig,
     error_cb: Callable[[KafkaError], None],
@@ -45,20 +115,10 @@ def client_config(
     # Defaults the user may override: a new group starts at the beginning, and a crash redelivers
     # at most about one second of handled messages (librdkafka's default interval is 5 s).
     settings: dict[str, Any] = {"auto.offset.reset": "earliest", "auto.commit.interval.ms": 1000}
-    settings.update(config.consumer_config)
+    settings.update(consumer_options(config, error_cb, {"enable.auto.offset.store": False, "enable.auto.commit": True}))
     if settings.get("group.protocol") != "consumer":
         # The KIP-848 protocol assigns partitions on the broker and refuses this option.
         settings.setdefault("partition.assignment.strategy", "cooperative-sticky")
-    settings.update(
-        {
-            "bootstrap.servers": config.bootstrap_servers,
-            "group.id": config.group_id,
-            "enable.auto.offset.store": False,
-            "enable.auto.commit": True,
-            "error_cb": error_cb,
-            "logger": librdkafka_logger,
-        }
-    )
     if stats_cb is not None:
         settings.setdefault("statistics.interval.ms", 15000)
         settings["stats_cb"] = stats_cb

@@ -9,12 +9,10 @@ reads the same headers. See docs/decisions/0002-retries-and-dead-letters.rst.
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka import Message as KafkaMessage
 
+from kafka_consumer_app.engine.client import producer_options
 from kafka_consumer_app.engine.policy import FailureReport
 from kafka_consumer_app.engine.records import locate, where
 from kafka_consumer_app.exceptions import ConfigurationError, DeadLetterError
@@ -34,22 +32,6 @@ HEADER_EXCEPTION_CLASS = "dlt.exception.class"
 HEADER_EXCEPTION_MESSAGE = "dlt.exception.message"
 HEADER_ATTEMPTS = "dlt.attempts"
 HEADER_REASON = "dlt.reason"
-
-#: Consumer options that also apply to the dead-letter producer (same cluster, same credentials).
-CONNECTION_OPTION_PREFIXES = (
-    "security.",
-    "sasl.",
-    "ssl.",
-    "ssl_",
-    "socket.",
-    "broker.",
-    "reconnect.",
-    "client.",
-    "api.version",
-    "enable.ssl.",
-    "enable.sasl.",
-    "https.",
-)
 
 MAX_EXCEPTION_MESSAGE = 1000
 
@@ -84,20 +66,6 @@ def dead_letter_headers(
     return own + [(name, value.encode("utf-8")) for name, value in added.items()]
 
 
-def producer_config(config: TopicConfig, **extra: Any) -> dict[str, Any]:
-    """librdkafka options for a producer on the consumer's cluster, with its credentials."""
-    options = {
-        key: value
-        for key, value in config.consumer_config.items()
-        if key.startswith(CONNECTION_OPTION_PREFIXES) or key == "debug"
-    }
-    options.update({"enable.idempotence": True, "acks": "all", "linger.ms": 0, "message.timeout.ms": 30000})
-    options.update(config.failure.producer_config)
-    options.update(extra)
-    options["bootstrap.servers"] = config.bootstrap_servers
-    return options
-
-
 class DeadLetterProducer:
     """Writes failed messages to the topic's dead-letter topic and confirms each write."""
 
@@ -106,7 +74,7 @@ class DeadLetterProducer:
             raise ValueError("the topic has no dead-letter topic")
         self.topic = config.failure.dead_letter_topic
         self.group_id = config.group_id
-        settings = producer_config(config, logger=logging.getLogger("kafka_consumer_app.librdkafka"))
+        settings = producer_options(config)
         self.timeout = float(settings["message.timeout.ms"]) / 1000 + 5
         try:
             self._producer = Producer(settings)

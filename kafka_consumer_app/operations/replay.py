@@ -15,17 +15,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
 from kafka_consumer_app.client_errors import ClientErrors, metadata_within
+from kafka_consumer_app.engine.client import consumer_options, producer_options
 from kafka_consumer_app.engine.dead_letters import (
     HEADER_EXCEPTION_CLASS,
     HEADER_PREFIX,
     HEADER_REASON,
     HEADER_TOPIC,
-    producer_config,
 )
 from kafka_consumer_app.engine.records import locate, where
 from kafka_consumer_app.exceptions import (
@@ -74,11 +75,7 @@ class DeadLetterReplayer:
     def run(self) -> ReplaySummary:
         """Replay up to the end offsets seen at start (or ``max_messages``); return the summary."""
         consumer = Consumer(self._consumer_config())
-        producer = (
-            None
-            if self.options.dry_run
-            else Producer(producer_config(self.config, error_cb=self.errors.record, **_quiet_logger()))
-        )
+        producer = None if self.options.dry_run else Producer(producer_options(self.config, self.errors.record))
         try:
             self._replay_until_ends(consumer, producer, self._assign(consumer))
         finally:
@@ -108,20 +105,10 @@ class DeadLetterReplayer:
             if done.offset + 1 >= ends.get(done.partition, 0):
                 ends.pop(done.partition, None)
 
-    def _consumer_config(self) -> dict[str, object]:
-        config: dict[str, object] = dict(self.config.consumer_config)
-        config.update(
-            {
-                "bootstrap.servers": self.config.bootstrap_servers,
-                "group.id": self.config.group_id,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "error_cb": self.errors.record,
-                **_quiet_logger(),
-            }
-        )
-        return config
+    def _consumer_config(self) -> dict[str, Any]:
+        # Offsets are committed by hand, one by one, once each copy is confirmed.
+        managed = {"enable.auto.commit": False, "enable.auto.offset.store": False, "auto.offset.reset": "earliest"}
+        return consumer_options(self.config, self.errors.record, managed)
 
     def _assign(self, consumer: Consumer) -> dict[int, int]:
         """Assign every partition from the group's committed offset; return the end offsets still to reach."""
@@ -197,11 +184,6 @@ class DeadLetterReplayer:
         if error.fatal() or error.code() == KafkaError._FATAL:
             raise FatalKafkaError(f"fatal Kafka error while replaying: {error.str()}; nothing more was replayed")
         logger.warning("Kafka reported %s while replaying; polling goes on.", error.str())
-
-
-def _quiet_logger() -> dict[str, logging.Logger]:
-    """librdkafka's log lines go to the app's librdkafka logger (thinned and redacted there)."""
-    return {"logger": logging.getLogger("kafka_consumer_app.librdkafka")}
 
 
 def _describe(raw: KafkaMessage) -> str:

@@ -39,7 +39,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec  # the package re-exports it without __all__
 
 from kafka_consumer_app.client_errors import ClientErrors, metadata_within
-from kafka_consumer_app.engine.dead_letters import CONNECTION_OPTION_PREFIXES
+from kafka_consumer_app.engine.client import admin_options
 from kafka_consumer_app.exceptions import (
     AuthenticationError,
     BrokerUnavailableError,
@@ -174,20 +174,8 @@ class _StatusReader:
 
     def admin_config(self) -> dict[str, Any]:
         """The admin client's options: the consumer's connection and security options, and the brokers."""
-        options = {
-            key: value
-            for key, value in self.config.consumer_config.items()
-            if key.startswith(CONNECTION_OPTION_PREFIXES) or key == "oauth_cb"
-        }
-        librdkafka_logger = logging.getLogger("kafka_consumer_app.librdkafka")
-        options.update(
-            {
-                "bootstrap.servers": self.config.bootstrap_servers,
-                "error_cb": self.errors.record,
-                "logger": librdkafka_logger,
-            }
-        )
-        if not librdkafka_logger.isEnabledFor(logging.DEBUG):
+        options = admin_options(self.config, self.errors.record)
+        if not logging.getLogger("kafka_consumer_app.librdkafka").isEnabledFor(logging.DEBUG):
             # The report, or its one-line error, says what happened; below -v 2, librdkafka's
             # reconnect lines (dozens a second while a broker is down) would only bury it.
             options["log_level"] = 0
