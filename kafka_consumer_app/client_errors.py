@@ -138,5 +138,6 @@ def reason(error: KafkaException) -> str:
 
 
 def without_secrets(text: str) -> str:
-    """``text`` (a librdkafka error string) with any secret of the settings masked."""
-    return redact_text(text, secret_values())
+    """``text`` (a librdkafka error string) on one line, with any secret of the settings masked."""
+    # librdkafka ends some reasons with a newline ("... outside allowed range 1..3600000\n"): keep the line one.
+    return " ".join(redact_text(text, secret_values()).split())

@@ -21,9 +21,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
-from kafka_consumer_app.client_errors import ClientErrors
+from kafka_consumer_app.client_errors import ClientErrors, reason
 from kafka_consumer_app.exceptions import ConfigurationError, FatalKafkaError
-from kafka_consumer_app.redaction import redact_text, redacted, secret_values
+from kafka_consumer_app.redaction import redacted
 from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def new_client(settings: dict[str, Any]) -> Consumer:
         return Consumer(settings)
     except KafkaException as error:
         raise ConfigurationError(
-            f"librdkafka refused the configuration ({one_line(error_text(error))}); fix that option in "
+            f"librdkafka refused the configuration ({reason(error)}); fix that option in "
             "KAFKA_CONSUMER['CONSUMER_CONFIG']"
         ) from error
 
@@ -198,18 +198,6 @@ class ClientErrorHandler:
             self._unreachable_count,
         )
         self._unreachable_logged_at, self._unreachable_count = now, 0
-
-
-def error_text(error: KafkaException) -> str:
-    """The text of a KafkaException: its KafkaError's string, or the exception's own."""
-    first = error.args[0] if error.args else None
-    return first.str() if isinstance(first, KafkaError) else str(error)
-
-
-def one_line(text: str) -> str:
-    """``text`` (a librdkafka error string) with any secret of the settings masked, for one-line errors."""
-    # librdkafka ends some reasons with a newline ("... outside allowed range 1..3600000\n"): keep the line one.
-    return " ".join(redact_text(text, secret_values()).split())
 
 
 def _printable(value: Any) -> bool:

@@ -17,8 +17,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
-from kafka_consumer_app.client_errors import ClientErrors, wait_for_metadata
-from kafka_consumer_app.engine.client import error_text, one_line
+from kafka_consumer_app.client_errors import ClientErrors, reason, wait_for_metadata, without_secrets
 from kafka_consumer_app.exceptions import AuthenticationError, TopicNotFoundError
 from kafka_consumer_app.settings.topics import TopicConfig
 
@@ -58,7 +57,7 @@ class TopicWatch:
             self._check_at = min(self._check_at, time.monotonic())
         logger.info(
             "Kafka reported %s for topic %s (group %s); checking whether the topic still exists.",
-            one_line(error.str()),
+            without_secrets(error.str()),
             self._config.kafka_topic,
             self._config.group_id,
         )
@@ -120,7 +119,7 @@ class TopicWatch:
                 "Could not commit the last handled offsets of deleted topic %s (group %s): %s; exiting.",
                 self._config.kafka_topic,
                 self._config.group_id,
-                one_line(error_text(error)),
+                reason(error),
             )
 
     def _check_metadata(self, metadata: Any) -> None:

@@ -38,7 +38,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec  # the package re-exports it without __all__
 
-from kafka_consumer_app.client_errors import ClientErrors, metadata_within
+from kafka_consumer_app.client_errors import ClientErrors, metadata_within, reason
 from kafka_consumer_app.engine.client import admin_options
 from kafka_consumer_app.exceptions import (
     AuthenticationError,
@@ -46,7 +46,6 @@ from kafka_consumer_app.exceptions import (
     ConfigurationError,
     TopicNotFoundError,
 )
-from kafka_consumer_app.redaction import redact_text, secret_values
 from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -186,7 +185,7 @@ class _StatusReader:
             return AdminClient(self.admin_config())
         except KafkaException as error:
             raise ConfigurationError(
-                f"librdkafka refused the configuration ({_reason(error)}); fix that option in "
+                f"librdkafka refused the configuration ({reason(error)}); fix that option in "
                 "KAFKA_CONSUMER['CONSUMER_CONFIG']"
             ) from error
 
@@ -234,10 +233,10 @@ class _StatusReader:
                 KafkaError.TOPIC_AUTHORIZATION_FAILED,
             ):
                 raise AuthenticationError(
-                    f"not authorized to read the {what} ({_reason(error)}); grant the principal DESCRIBE on "
+                    f"not authorized to read the {what} ({reason(error)}); grant the principal DESCRIBE on "
                     f"topic {self.config.kafka_topic!r} and group {self.config.group_id!r}"
                 ) from error
-            raise self._unreachable(f"{what}: {_reason(error)}") from error
+            raise self._unreachable(f"{what}: {reason(error)}") from error
         except TimeoutError as error:
             raise self._unreachable(f"{what}: no answer") from error
 
@@ -352,15 +351,6 @@ def _align(header: list[str], rows: list[list[str]], right: bool = False) -> lis
 def _code(error: KafkaException) -> int | None:
     first = error.args[0] if error.args else None
     return first.code() if isinstance(first, KafkaError) else None
-
-
-def _reason(error: KafkaException) -> str:
-    first = error.args[0] if error.args else None
-    return _without_secrets(first.str() if isinstance(first, KafkaError) else str(error))
-
-
-def _without_secrets(text: str) -> str:
-    return redact_text(text, secret_values())
 
 
 def _earliest() -> OffsetSpec:
