@@ -46,7 +46,7 @@ def hooks_for(config: TopicConfig) -> list[ConsumerHooks]:
     """
     The health and observability hooks that the settings of ``config`` ask for.
 
-    Always the per-message DEBUG log; with a health port, the metrics and the HTTP server (first,
+    The per-message DEBUG log when its logger is enabled for DEBUG; with a health port, the metrics and the HTTP server (first,
     so that a port already in use stops the start before anything else); APM monitoring when
     edx-django-utils has a backend; the heartbeat file unless disabled.
     """
@@ -55,7 +55,8 @@ def hooks_for(config: TopicConfig) -> list[ConsumerHooks]:
         metrics = ConsumerMetrics(config.kafka_topic)
         hooks.append(HealthServer(config.health.host, config.health.port, config.health.max_age, metrics.registry))
         hooks.append(metrics)
-    hooks.append(MessageLog())
+    if MessageLog.enabled():
+        hooks.append(MessageLog())
     if monitoring_configured():
         hooks.append(Monitoring())
     if config.health.heartbeat_file:

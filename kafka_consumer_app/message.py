@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +40,7 @@ def coordinates(topic: str | None, partition: int | None, offset: int | None) ->
     return f"{topic}[{partition}]@{offset}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Message:
     """
     One Kafka message as receivers see it.
@@ -48,6 +49,9 @@ class Message:
     repeated names, as ``(name, bytes)`` pairs. ``timestamp`` is an aware UTC datetime, or
     None when the producer set none. ``event_type`` is the ``ce_type`` header, decoded.
     ``topic`` is the Kafka topic, with any TOPIC_PREFIX.
+
+    A message the consumer hands to receivers decodes its key, headers, timestamp and event
+    type on first read (see :class:`ConsumedMessage`); to the receiver it is the same value.
     """
 
     topic: str
@@ -67,9 +71,130 @@ class Message:
                 return value
         return None
 
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.topic,
+            self.partition,
+            self.offset,
+            self.key,
+            self.value,
+            self.headers,
+            self.timestamp,
+            self.event_type,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        """Messages are equal when every field is, however each was built."""
+        if not isinstance(other, Message):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        """The hash of the fields (so it raises TypeError for an unhashable value, such as a dict)."""
+        return hash(self._fields())
+
     def __str__(self) -> str:
         """Name the message by its coordinates, never by its payload (which may hold personal data)."""
         return coordinates(self.topic, self.partition, self.offset)
+
+
+#: A lazily decoded field that was not read yet.
+_UNREAD: Any = object()
+
+
+class ConsumedMessage(Message):
+    """
+    The :class:`Message` the consumer builds: ``key``, ``headers``, ``timestamp`` and ``event_type``
+    are decoded from the Kafka message on first read, once; most receivers never read them all.
+
+    A key that cannot be decoded raises :class:`~kafka_consumer_app.exceptions.DeserializationError`
+    where it is read, every time it is read; the consumer then treats the message as malformed, as
+    it does a value that cannot be decoded. Built with the fields given (by ``dataclasses.replace``,
+    or unpickled), it holds them as they are.
+    """
+
+    __slots__ = ("_decode_key", "_event_type", "_headers", "_key", "_raw", "_timestamp")
+
+    _key: Any
+    _headers: Headers
+    _timestamp: datetime | None
+    _event_type: str | None
+    _raw: Any
+    _decode_key: Callable[[Any, ConsumedMessage], Any]
+
+    @classmethod
+    def of(
+        cls, raw: Any, location: tuple[str, int, int], value: Any, decode_key: Callable[[Any, ConsumedMessage], Any]
+    ) -> ConsumedMessage:
+        """
+        The message of confluent-kafka's ``raw`` at ``location``, with its ``value`` decoded;
+        ``decode_key(raw, message)`` decodes the key when a receiver first reads it.
+        """
+        message = object.__new__(cls)
+        assign = object.__setattr__
+        assign(message, "topic", location[0])
+        assign(message, "partition", location[1])
+        assign(message, "offset", location[2])
+        assign(message, "value", value)
+        assign(message, "_key", _UNREAD)
+        assign(message, "_headers", _UNREAD)
+        assign(message, "_timestamp", _UNREAD)
+        assign(message, "_event_type", _UNREAD)
+        assign(message, "_raw", raw)
+        assign(message, "_decode_key", decode_key)
+        return message
+
+    @property
+    def key(self) -> Any:
+        """The deserialized key, decoded on first read; raises DeserializationError for a malformed key."""
+        key = self._key
+        if key is _UNREAD:
+            key = self._decode_key(self._raw, self)
+            object.__setattr__(self, "_key", key)
+        return key
+
+    @key.setter
+    def key(self, key: Any) -> None:
+        object.__setattr__(self, "_key", key)
+
+    @property
+    def headers(self) -> Headers:
+        """The headers, as :data:`Headers`, built on first read."""
+        headers = self._headers
+        if headers is _UNREAD:
+            headers = headers_of(self._raw)
+            object.__setattr__(self, "_headers", headers)
+        return headers
+
+    @headers.setter
+    def headers(self, headers: Headers) -> None:
+        object.__setattr__(self, "_headers", headers)
+
+    @property
+    def timestamp(self) -> datetime | None:
+        """The timestamp, as an aware UTC datetime or None, converted on first read."""
+        timestamp = self._timestamp
+        if timestamp is _UNREAD:
+            timestamp = to_datetime(self._raw.timestamp())
+            object.__setattr__(self, "_timestamp", timestamp)
+        return timestamp
+
+    @timestamp.setter
+    def timestamp(self, timestamp: datetime | None) -> None:
+        object.__setattr__(self, "_timestamp", timestamp)
+
+    @property
+    def event_type(self) -> str | None:
+        """The ``ce_type`` header, decoded on first read."""
+        event_type = self._event_type
+        if event_type is _UNREAD:
+            event_type = decode_event_type(self.headers)
+            object.__setattr__(self, "_event_type", event_type)
+        return event_type
+
+    @event_type.setter
+    def event_type(self, event_type: str | None) -> None:
+        object.__setattr__(self, "_event_type", event_type)
 
 
 def to_datetime(timestamp: tuple[int, int] | None) -> datetime | None:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
 from kafka_consumer_app.engine.progress import Progress
@@ -48,16 +48,38 @@ class Commits:
         self._progress = progress
         #: The client to commit on when the watchdog ends a stalled process; None outside ``run()``.
         self.client: Consumer | None = None
+        #: Per partition, the latest message handled or parked whose offset is not stored yet.
+        self._marked: dict[int, KafkaMessage] = {}
 
-    def store(self, client: Consumer, raw: KafkaMessage) -> bool:
-        """Store ``raw``'s offset for the next commit; return False if the partition is no longer ours."""
-        try:
-            client.store_offsets(message=raw)
-        except KafkaException as error:
-            # The partition was taken away meanwhile; its new owner will get this message again.
-            logger.warning("Could not store offset of %s (%s); the message will be redelivered.", where(raw), error)
-            return False
+    def mark(self, partition: int, raw: KafkaMessage) -> None:
+        """
+        ``raw``, of ``partition``, was handled or parked: its offset is stored with the rest of its batch.
+
+        Messages of a partition are marked in offset order, so the latest one marked is the one whose
+        offset is stored; nothing is built per message.
+        """
+        self._marked[partition] = raw
         self._progress.stored()
+
+    def store_marked(self, client: Consumer) -> bool:
+        """Store the offsets marked since the last call, one per partition; return False if the client refused."""
+        marked = self._marked
+        if not marked:
+            return True
+        topic = self._config.kafka_topic
+        latest = list(marked.items())  # a copy: the watchdog thread may call this while the loop is in a receiver
+        marked.clear()
+        offsets = [_next_offset(topic, partition, raw) for partition, raw in latest]
+        try:
+            client.store_offsets(offsets=offsets)
+        except KafkaException as error:
+            # A partition was taken away meanwhile; its new owner will get these messages again.
+            logger.warning(
+                "Could not store the offsets of %s (%s); their messages will be redelivered.",
+                ", ".join(where(raw) for _, raw in latest),
+                error,
+            )
+            return False
         return True
 
     def try_commit(self, client: Consumer) -> KafkaError | None:
@@ -92,6 +114,7 @@ class Commits:
         """Called by the watchdog thread before it ends a stalled process: commit what was handled."""
         client = self.client
         if client is not None:
+            self.store_marked(client)
             self.commit(client, "stalled receiver")
 
     def commit_on_revoke(self, client: Consumer) -> KafkaError | None:
@@ -157,3 +180,10 @@ class Commits:
             self._config.group_id,
             error.str() if error is not None else f"the rebalance did not settle within {SHUTDOWN_SETTLE_TIMEOUT:g}s",
         )
+
+
+def _next_offset(topic: str, partition: int, raw: KafkaMessage) -> TopicPartition:
+    """The position after ``raw``, with its leader epoch, as ``store_offsets(message=raw)`` stores it."""
+    offset = raw.offset()
+    assert offset is not None, "only consumed messages are marked"
+    return TopicPartition(topic, partition, offset + 1, leader_epoch=raw.leader_epoch())

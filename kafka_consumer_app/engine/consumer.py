@@ -39,7 +39,7 @@ from kafka_consumer_app.engine.outcomes import Outcomes
 from kafka_consumer_app.engine.policy import FailurePolicy
 from kafka_consumer_app.engine.progress import Progress, RunSummary
 from kafka_consumer_app.engine.rebalance import Rebalancing, commit_reset, log_reset_committed
-from kafka_consumer_app.engine.records import MessageConverter, locate
+from kafka_consumer_app.engine.records import Location, MessageConverter, locate
 from kafka_consumer_app.engine.retries import PendingRetry, RetryScheduler
 from kafka_consumer_app.engine.shutdown import StopRequest
 from kafka_consumer_app.engine.topic_watch import TopicWatch, check_dead_letter_topic
@@ -115,7 +115,7 @@ class EventConsumer:
         self.topic_watch = TopicWatch(config, emit)
         self.client_errors = ClientErrorHandler(config, on_missing_topic=self.topic_watch.check_soon)
         self.rebalance = Rebalancing(config, self.options.reset, self.commits, self.retries, emit)
-        self.outcomes = Outcomes(config, self.retries, self.summary, emit, self.commits.store)
+        self.outcomes = Outcomes(config, self.retries, self.summary, emit, self.commits.mark)
         self._last_message_at = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -132,6 +132,7 @@ class EventConsumer:
                 self._poll_once(client)
             self.commits.commit_on_shutdown(client)
         finally:
+            self.commits.store_marked(client)  # a batch cut short by an error: what it handled still counts
             self.emitter.emit("after_stop")
             self.watchdog.stop()
             self._close(client)
@@ -140,9 +141,8 @@ class EventConsumer:
 
     def client_config(self) -> dict[str, Any]:
         """The librdkafka configuration: the user's pass-through options plus the managed ones."""
-        wants_statistics = any(hook.wants_statistics for hook in self.hooks)
-        stats_cb = self.progress.on_stats if wants_statistics else None
-        return client_config(self.config, self.client_errors.on_error, stats_cb)
+        # The statistics (every 15 s unless the user set statistics.interval.ms) give the progress line its lag.
+        return client_config(self.config, self.client_errors.on_error, self.progress.on_stats)
 
     def reset_only(self) -> list[TopicPartition]:
         """Commit the reset positions of every partition for the group, without consuming; return them."""
@@ -231,9 +231,11 @@ class EventConsumer:
     def _poll_once(self, client: Consumer) -> None:
         """Take what is already fetched, up to BATCH_SIZE messages, or wait up to POLL_TIMEOUT for one."""
         batch = self._poll(client)
+        between = self.emitter.wants("after_poll")
         for index, raw in enumerate(batch):
             if index:
-                self.emitter.emit("after_poll")
+                if between:
+                    self.emitter.emit("after_poll")
                 # A stop or a limit takes effect between messages; the rest of the batch is not
                 # stored, so whoever consumes those partitions next fetches it again.
                 if self._should_stop():
@@ -243,6 +245,8 @@ class EventConsumer:
                 self.client_errors.on_message_error(error)
                 continue
             self._handle(client, raw)
+        # One store per partition for the whole batch, of the latest message handled or parked in it.
+        self.commits.store_marked(client)
         self.progress.report()
         self.topic_watch.check_still_exists(client)
 
@@ -260,7 +264,7 @@ class EventConsumer:
         return batch
 
     def _handle(self, client: Consumer, raw: KafkaMessage) -> None:
-        """Deserialize and dispatch one message, then store its offset if every receiver returned."""
+        """Deserialize and dispatch one message, then mark its offset for storing if every receiver returned."""
         location = locate(raw)
         pending = self.retries.pending(location.partition)
         if pending is not None and (location.offset != pending.offset or not pending.resumed):
@@ -269,24 +273,38 @@ class EventConsumer:
             return
         self._close_old_connections()
         try:
-            result = self._deliver(raw, pending)
+            result = self._deliver(raw, location, pending)
         except DeserializationError as error:
             self.outcomes.carry_out(client, raw, self.policy.decide_malformed(error))
             return
         finally:
             self._close_old_connections()
         if not result.ok:
-            attempts_made = (pending.attempts_made if pending else 0) + 1
-            self.outcomes.carry_out(client, raw, self.policy.decide(result.failures, attempts_made))
+            self._failed(client, raw, result, pending)
             return
         if pending is not None:
             self.retries.finish(location.partition)
         self.policy.record_success()
-        self._store(client, raw)
+        self.commits.mark(location.partition, raw)
+        self.summary.handled += 1
+        if self.emitter.wants("after_message"):
+            self.emitter.emit("after_message", raw, HANDLED)
 
-    def _deliver(self, raw: KafkaMessage, pending: PendingRetry | None) -> DispatchResult:
+    def _failed(
+        self, client: Consumer, raw: KafkaMessage, result: DispatchResult, pending: PendingRetry | None
+    ) -> None:
+        """Carry out what the policy decides for a message a receiver failed on."""
+        malformed = result.malformed()
+        if malformed is not None:
+            # A receiver read a key that cannot be decoded: the message is malformed, as with its value.
+            decision = self.policy.decide_malformed(malformed)
+        else:
+            decision = self.policy.decide(result.failures, (pending.attempts_made if pending else 0) + 1)
+        self.outcomes.carry_out(client, raw, decision)
+
+    def _deliver(self, raw: KafkaMessage, location: Location, pending: PendingRetry | None) -> DispatchResult:
         """Convert ``raw`` and dispatch it, between the ``before_message`` and ``after_receiver`` hooks."""
-        message = self._converter.to_message(raw)
+        message = self._converter.to_message(raw, location)
         emitter = self.emitter
         if emitter.wants("before_message"):
             emitter.emit("before_message", message)
@@ -313,13 +331,6 @@ class EventConsumer:
         if pending is None:
             return self.dispatcher.dispatch(message)
         return self.dispatcher.redispatch(message, pending.failures)
-
-    def _store(self, client: Consumer, raw: KafkaMessage) -> None:
-        """Store the offset of a handled message; the ``after_message`` hooks hear of it once stored."""
-        if self.commits.store(client, raw):
-            self.summary.handled += 1
-            if self.emitter.wants("after_message"):
-                self.emitter.emit("after_message", raw, HANDLED)
 
 
 def _value_signal_receivers(config: TopicConfig) -> Callable[[], bool] | None:

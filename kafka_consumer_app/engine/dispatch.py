@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from asgiref.sync import async_to_sync
 from django.dispatch import Signal
 
+from kafka_consumer_app.exceptions import DeserializationError
 from kafka_consumer_app.message import Message
 from kafka_consumer_app.signals import any_event_receivers, event_signal, topic_signal
 
@@ -71,6 +72,16 @@ class DispatchResult:
     def ok(self) -> bool:
         """True when every receiver returned without raising."""
         return not self.failures
+
+    def malformed(self) -> DeserializationError | None:
+        """
+        The DeserializationError a receiver raised, if one did: the message cannot be decoded (its key,
+        read by the receiver), so it is malformed rather than failed, and no retry will change that.
+        """
+        for failure in self.failures:
+            if isinstance(failure.error, DeserializationError):
+                return failure.error
+        return None
 
 
 class SignalEvent:

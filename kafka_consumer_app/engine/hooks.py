@@ -46,7 +46,8 @@ class ConsumerView(Protocol):
 class ConsumerHooks:
     """Base class of loop observers; every hook is a no-op here."""
 
-    #: Set to True to receive ``after_stats``; the consumer then enables librdkafka statistics.
+    #: Kept for hooks written against earlier versions: the consumer always enables librdkafka statistics
+    #: (its progress line reports the lag from them) and calls ``after_stats`` of every hook that has one.
     wants_statistics = False
 
     def before_start(self, consumer: ConsumerView) -> None:

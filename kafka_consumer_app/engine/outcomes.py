@@ -40,7 +40,7 @@ class Outcomes:
     """
     Carries out a :data:`Decision` about one failed message.
 
-    ``store`` stores a message's offset (and returns whether it could); ``dead_letters`` is
+    ``mark`` marks a message's offset for storing with the rest of its batch; ``dead_letters`` is
     set once the dead-letter producer exists (``run()`` creates it).
     """
 
@@ -50,13 +50,13 @@ class Outcomes:
         retries: RetryScheduler,
         summary: RunSummary,
         emit: Callable[..., None],
-        store: Callable[[Consumer, KafkaMessage], bool],
+        mark: Callable[[int, KafkaMessage], None],
     ) -> None:
         self._config = config
         self._retries = retries
         self._summary = summary
         self._emit = emit
-        self._store = store
+        self._mark = mark
         self.dead_letters: DeadLetterProducer | None = None
 
     def carry_out(self, client: Consumer, raw: KafkaMessage, decision: Decision) -> None:
@@ -74,7 +74,7 @@ class Outcomes:
             self._park(raw, decision.report)
         else:
             self._skip(raw, decision)
-        self._store(client, raw)
+        self._mark(locate(raw).partition, raw)
 
     def _retry(self, client: Consumer, raw: KafkaMessage, retry: Retry) -> None:
         location = locate(raw)

@@ -9,13 +9,13 @@ the engine works with plain values.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from confluent_kafka import Message as KafkaMessage
 from confluent_kafka import TopicPartition
 
-from kafka_consumer_app.message import Message, coordinates, decode_event_type, headers_of, to_datetime
-from kafka_consumer_app.serialization import deserialize, get_deserializer
+from kafka_consumer_app.message import ConsumedMessage, Message, coordinates, headers_of
+from kafka_consumer_app.serialization import ContextDeserializer, deserialize, get_deserializer
 from kafka_consumer_app.settings.topics import TopicConfig
 
 
@@ -51,23 +51,33 @@ def where(raw: KafkaMessage) -> str:
 
 
 class MessageConverter:
-    """Turns a consumed confluent-kafka message into the :class:`Message` that receivers get."""
+    """
+    Turns a consumed confluent-kafka message into the :class:`Message` that receivers get.
+
+    Only the value is decoded up front: a value that cannot be decoded makes the message
+    malformed before any receiver runs. The key, the headers, the timestamp and the event type
+    are decoded when first read (:class:`~kafka_consumer_app.message.ConsumedMessage`).
+    """
 
     def __init__(self, config: TopicConfig) -> None:
         self._value_deserializer = get_deserializer(config.deserializer)
         self._key_deserializer = get_deserializer(config.key_deserializer)
+        self._value_wants_headers = isinstance(self._value_deserializer, ContextDeserializer)
+        self._key_wants_headers = isinstance(self._key_deserializer, ContextDeserializer)
 
-    def to_message(self, raw: KafkaMessage) -> Message:
-        """Deserialize ``raw``'s key and value; raises DeserializationError for a malformed message."""
-        topic, partition, offset = locate(raw)
+    def to_message(self, raw: KafkaMessage, location: Location | None = None) -> Message:
+        """Deserialize ``raw``'s value; raises DeserializationError for a malformed value."""
+        location = location or locate(raw)
+        if not self._value_wants_headers:
+            value = deserialize(self._value_deserializer, raw.value(), "value", location.topic)
+            return ConsumedMessage.of(raw, location, value, self._decode_key)
         headers = headers_of(raw)
-        return Message(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            key=deserialize(self._key_deserializer, raw.key(), "key", topic, headers),
-            value=deserialize(self._value_deserializer, raw.value(), "value", topic, headers),
-            headers=headers,
-            timestamp=to_datetime(raw.timestamp()),
-            event_type=decode_event_type(headers),
-        )
+        value = deserialize(self._value_deserializer, raw.value(), "value", location.topic, headers)
+        message = ConsumedMessage.of(raw, location, value, self._decode_key)
+        object.__setattr__(message, "headers", headers)  # read already: keep them (it is frozen to receivers)
+        return message
+
+    def _decode_key(self, raw: KafkaMessage, message: Message) -> Any:
+        """The key of ``message``, for its first read; raises DeserializationError for a malformed key."""
+        headers = message.headers if self._key_wants_headers else ()
+        return deserialize(self._key_deserializer, raw.key(), "key", message.topic, headers)

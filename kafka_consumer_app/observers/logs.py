@@ -31,10 +31,17 @@ logger = logging.getLogger("kafka_consumer_app.messages")
 
 
 class MessageLog(ConsumerHooks):
-    """Logs one DEBUG line per message attempt: coordinates, event type, outcome and duration."""
+    """
+    Logs one DEBUG line per message attempt: coordinates, event type, outcome and duration.
 
-    #: Statistics let the consumer's progress line report the total lag.
-    wants_statistics = True
+    The consumer gets this hook only when ``kafka_consumer_app.messages`` logs DEBUG lines as it
+    starts (see :meth:`enabled`): otherwise it would cost every message a clock read for nothing.
+    """
+
+    @staticmethod
+    def enabled() -> bool:
+        """Whether the per-message DEBUG lines would be logged now (LOGGING, or ``-v 3``)."""
+        return logger.isEnabledFor(logging.DEBUG)
 
     def __init__(self) -> None:
         self._polled_at = time.monotonic()
@@ -45,8 +52,6 @@ class MessageLog(ConsumerHooks):
 
     def after_message(self, consumer: ConsumerView, raw: KafkaMessage, outcome: str) -> None:
         """Log the attempt's coordinates, event type, outcome and duration."""
-        if not logger.isEnabledFor(logging.DEBUG):
-            return
         event_type = decode_event_type(headers_of(raw))
         logger.debug(
             "Message %s (%s): %s in %.1f ms.",
