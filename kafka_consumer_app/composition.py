@@ -46,9 +46,9 @@ def hooks_for(config: TopicConfig) -> list[ConsumerHooks]:
     """
     The health and observability hooks that the settings of ``config`` ask for.
 
-    The per-message DEBUG log when its logger is enabled for DEBUG; with a health port, the metrics and the HTTP server (first,
-    so that a port already in use stops the start before anything else); APM monitoring when
-    edx-django-utils has a backend; the heartbeat file unless disabled.
+    With a health port, the metrics and the HTTP server (first, so that a port already in use stops
+    the start before anything else); the per-message DEBUG log when its logger logs DEBUG lines; APM
+    monitoring when edx-django-utils has a backend; the heartbeat file unless disabled.
     """
     hooks: list[ConsumerHooks] = []
     if config.health.port:

@@ -46,8 +46,17 @@ class ContextDeserializer:
         raise NotImplementedError
 
 
+_decode_json = json.JSONDecoder().decode
+
+
 def _json(data: bytes) -> Any:
-    return json.loads(data)
+    # What json.loads(data) returns, without its encoding detection for the UTF-8 that nearly every
+    # producer sends (RFC 8259): anything else (UTF-16, a BOM, or not JSON) goes to json.loads itself,
+    # which decodes it or raises exactly its own error.
+    try:
+        return _decode_json(data.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError
+        return json.loads(data)
 
 
 def _str(data: bytes) -> str:

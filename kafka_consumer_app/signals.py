@@ -28,6 +28,7 @@ A receiver that raises marks the message as failed: its offset is not committed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import weakref
 
@@ -36,6 +37,31 @@ from django.dispatch import Signal
 _lock = threading.Lock()
 _topic_signals: dict[str, Signal] = {}
 _event_signals: dict[str, Signal] = {}
+#: Counts the changes that :func:`receivers_generation` reports (next() on it is atomic, so no change is lost).
+_changes = itertools.count(1)
+_generation = 0
+
+
+def receivers_generation() -> int:
+    """
+    A number that changes whenever a receiver of a topic or event signal is connected, disconnected
+    or garbage-collected, or a signal is created: what the consumer's dispatcher caches is valid while
+    it stays the same.
+    """
+    return _generation
+
+
+def _receivers_changed() -> None:
+    global _generation
+    _generation = next(_changes)
+
+
+class _MessageSignal(Signal):
+    """A Django signal that tells :func:`receivers_generation` when a weakly held receiver died."""
+
+    def _remove_receiver(self, receiver: object = None) -> None:
+        super()._remove_receiver(receiver)  # type: ignore[misc]  # Django's private hook, untyped in the stubs
+        _receivers_changed()
 
 
 class _SenderCache(weakref.WeakKeyDictionary):  # type: ignore[type-arg]
@@ -59,6 +85,11 @@ class _SenderCache(weakref.WeakKeyDictionary):  # type: ignore[type-arg]
         with contextlib.suppress(TypeError):
             super().__setitem__(key, value)
 
+    def clear(self) -> None:
+        # Django clears the cache on every connect and disconnect.
+        super().clear()
+        _receivers_changed()
+
 
 def _get(registry: dict[str, Signal], name: str, kind: str) -> Signal:
     if not isinstance(name, str) or not name:
@@ -66,8 +97,9 @@ def _get(registry: dict[str, Signal], name: str, kind: str) -> Signal:
     with _lock:
         signal = registry.get(name)
         if signal is None:
-            signal = registry[name] = Signal(use_caching=True)
+            signal = registry[name] = _MessageSignal(use_caching=True)
             signal.sender_receivers_cache = _SenderCache()
+            _receivers_changed()
         return signal
 
 
@@ -88,6 +120,11 @@ def event_signal(event_type: str) -> Signal:
     ``sender``, ``signal`` and ``message``. The same name always returns the same signal.
     """
     return _get(_event_signals, event_type, "event")
+
+
+def existing_event_signal(event_type: str) -> Signal | None:
+    """The ``event_signal`` of ``event_type`` if something asked for it already (so it may have receivers)."""
+    return _event_signals.get(event_type)
 
 
 def any_event_receivers(sender: object) -> bool:

@@ -102,7 +102,12 @@ class EventConsumer:
         self.emitter = HookEmitter(self.hooks, self)
         emit = self.emitter.emit
         self._close_old_connections: Callable[[], None] = close_old_connections  # bound per thread in run()
-        self.dispatcher = Dispatcher(config.topic, sender=EventConsumer, more_receivers=_value_signal_receivers(config))
+        self.dispatcher = Dispatcher(
+            config.topic,
+            sender=EventConsumer,
+            more_receivers=_value_signal_receivers(config),
+            timed=self.emitter.wants("after_receiver"),
+        )
         self.summary = RunSummary()
         self.progress = Progress(config, self.summary, emit)
         self._converter = MessageConverter(config)

@@ -15,9 +15,11 @@ reported like any other, and a retry calls only those again.
 from __future__ import annotations
 
 import functools
+import inspect
 import time
+import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, NamedTuple
 
@@ -26,7 +28,7 @@ from django.dispatch import Signal
 
 from kafka_consumer_app.exceptions import DeserializationError
 from kafka_consumer_app.message import Message
-from kafka_consumer_app.signals import any_event_receivers, event_signal, topic_signal
+from kafka_consumer_app.signals import any_event_receivers, existing_event_signal, receivers_generation, topic_signal
 
 
 @dataclass(frozen=True)
@@ -56,17 +58,19 @@ class ReceiverCall(NamedTuple):
         return receiver_name(self.receiver)
 
 
-@dataclass
 class DispatchResult:
-    """What happened when one message was dispatched: every receiver called, and which failed."""
+    """
+    What happened when one message was dispatched: how many receivers ran, which failed, and (when
+    the dispatcher times its calls) every call with its run time.
+    """
 
-    calls: list[ReceiverCall] = field(default_factory=list)
-    failures: list[ReceiverFailure] = field(default_factory=list)
+    __slots__ = ("called", "calls", "failures")
 
-    @property
-    def called(self) -> int:
-        """How many receivers ran."""
-        return len(self.calls)
+    def __init__(self) -> None:
+        self.called = 0
+        #: Every receiver call, when the dispatcher is ``timed``; empty otherwise.
+        self.calls: list[ReceiverCall] = []
+        self.failures: list[ReceiverFailure] = []
 
     @property
     def ok(self) -> bool:
@@ -104,33 +108,29 @@ class SignalEvent:
         raise NotImplementedError
 
 
-def live_receivers(signal: Signal, sender: object) -> list[Callable[..., Any]]:
-    """
-    The receivers ``signal.send(sender)`` would call, in order.
-
-    Django keeps this list behind ``_live_receivers`` (weak references resolved, senders
-    matched, results cached). Django 5 returns sync and async receivers apart; async ones
-    are run to completion here, one after the other.
-    """
-    if not signal.receivers:
-        return []
-    # Django 4.2 returns one list and 5.x a (sync, async) pair; the stubs describe 5.x only.
-    receivers: Any = signal._live_receivers(sender)
-    if isinstance(receivers, tuple):
-        sync_receivers, async_receivers = receivers
-        return [*sync_receivers, *(async_to_sync(receiver) for receiver in async_receivers)]
-    return list(receivers)
-
-
 class Dispatcher:
-    """Sends one topic's messages to the receivers of ``topic_signal`` and ``event_signal``."""
+    """
+    Sends one topic's messages to the receivers of ``topic_signal`` and ``event_signal``.
 
-    def __init__(self, topic: str, sender: object, more_receivers: Callable[[], bool] | None = None) -> None:
+    The receivers are looked up once, and again only after :func:`receivers_generation` changed
+    (a receiver connected, disconnected or collected), not for every message. They are held as
+    weak references, as Django holds them, so a receiver connected weakly can still be collected.
+    ``timed`` records every call with its run time (for the ``after_receiver`` hooks).
+    """
+
+    def __init__(
+        self, topic: str, sender: object, more_receivers: Callable[[], bool] | None = None, timed: bool = True
+    ) -> None:
         self.topic = topic
         self.sender = sender
         self.topic_signal = topic_signal(topic)
         #: Whether the values' own signals have receivers (Open edX events bring their signals along).
         self.more_receivers = more_receivers
+        self.timed = timed
+        self._generation = -1
+        self._topic_receivers: list[Callable[[], Any]] = []
+        self._events = False
+        self._event_receivers: dict[str, list[Callable[[], Any]]] = {}
 
     def has_receivers(self) -> bool:
         """True when a message of this topic would reach at least one receiver."""
@@ -140,16 +140,40 @@ class Dispatcher:
 
     def dispatch(self, message: Message) -> DispatchResult:
         """Call every receiver of the message's signals, as ``send_robust`` would, and report each call."""
+        if self._generation != receivers_generation():
+            self._look_up()
         result = DispatchResult()
-        for receiver in live_receivers(self.topic_signal, self.sender):
-            self._call(result, self.topic_signal, receiver, message)
-        if message.event_type:
-            signal = event_signal(message.event_type)
-            for receiver in live_receivers(signal, self.sender):
-                self._call(result, signal, receiver, message)
+        self._call_all(result, self.topic_signal, self._topic_receivers, message)
+        if self._events:
+            event_type = message.event_type
+            if event_type:
+                signal = existing_event_signal(event_type)
+                if signal is not None:
+                    self._call_all(result, signal, self._receivers_of_event(event_type, signal), message)
         if isinstance(message.value, SignalEvent):
             self._send_signal_event(result, message.value)
         return result
+
+    def _look_up(self) -> None:
+        """Forget the receivers looked up before; look up the topic signal's, and whether events have any."""
+        self._generation = receivers_generation()  # first: a change while looking up is seen next time
+        self._topic_receivers = _held(self.topic_signal, self.sender)
+        self._events = any_event_receivers(self.sender)
+        self._event_receivers = {}
+
+    def _receivers_of_event(self, event_type: str, signal: Signal) -> list[Callable[[], Any]]:
+        receivers = self._event_receivers.get(event_type)
+        if receivers is None:
+            receivers = self._event_receivers[event_type] = _held(signal, self.sender)
+        return receivers
+
+    def _call_all(
+        self, result: DispatchResult, signal: Signal, held: list[Callable[[], Any]], message: Message
+    ) -> None:
+        for reference in held:
+            receiver = reference()
+            if receiver is not None:  # collected since the look-up
+                self._call(result, signal, receiver, message)
 
     def _send_signal_event(self, result: DispatchResult, event: SignalEvent) -> None:
         """
@@ -175,14 +199,60 @@ class Dispatcher:
         return result
 
     def _call(self, result: DispatchResult, signal: Signal, receiver: Callable[..., Any], message: Message) -> None:
+        result.called += 1
+        if not self.timed:
+            try:
+                receiver(signal=signal, sender=self.sender, message=message)
+            except Exception as raised:  # the send_robust contract: one receiver's error never stops the others
+                result.failures.append(ReceiverFailure(signal, receiver, raised))
+            return
         started = perf_counter()
         error = None
         try:
             receiver(signal=signal, sender=self.sender, message=message)
-        except Exception as raised:  # the send_robust contract: one receiver's error never stops the others
+        except Exception as raised:  # as above
             error = raised
             result.failures.append(ReceiverFailure(signal, receiver, raised))
         result.calls.append(ReceiverCall(receiver, perf_counter() - started, error))
+
+
+def _held(signal: Signal, sender: object) -> list[Callable[[], Any]]:
+    """
+    The receivers ``signal.send(sender)`` would call, in order, each behind a weak reference when it
+    can have one, so that caching them keeps none alive; calling a reference gives the receiver, or
+    None once it was collected.
+
+    Django keeps the list behind ``_live_receivers`` (weak references resolved, senders matched,
+    results cached) and returns sync and async receivers apart; async ones come last, each run to
+    completion by ``async_to_sync``.
+    """
+    if not signal.receivers:
+        return []
+    # Django 4.2 returns one list and 5.x a (sync, async) pair; the stubs describe 5.x only.
+    receivers: Any = signal._live_receivers(sender)
+    sync_receivers, async_receivers = receivers if isinstance(receivers, tuple) else (receivers, [])
+    return [*map(_weak, sync_receivers), *map(_weak_async, async_receivers)]
+
+
+def _weak(receiver: Callable[..., Any]) -> Callable[[], Any]:
+    try:
+        return weakref.WeakMethod(receiver) if inspect.ismethod(receiver) else weakref.ref(receiver)
+    except TypeError:  # no weak reference to this kind of callable: Django holds it strongly too
+        return functools.partial(_same, receiver)
+
+
+def _weak_async(receiver: Callable[..., Any]) -> Callable[[], Any]:
+    reference = _weak(receiver)
+
+    def wrapped() -> Any:
+        found = reference()
+        return None if found is None else async_to_sync(found)
+
+    return wrapped
+
+
+def _same(receiver: Callable[..., Any]) -> Callable[..., Any]:
+    return receiver
 
 
 def _call_again(receiver: Callable[..., Any]) -> Callable[..., Any]:

@@ -128,6 +128,8 @@ class HookEmitter:
         hooks = list(hooks)
         self._consumer = consumer
         self._hooked = {name: overriding(hooks, name) for name in HOOK_POINTS}
+        #: Per hook point, each hook with its bound method: emit() looks nothing up per call.
+        self._methods = {name: [(hook, getattr(hook, name)) for hook in found] for name, found in self._hooked.items()}
 
     def wants(self, name: str) -> bool:
         """Whether any hook implements hook point ``name`` (to skip building its arguments)."""
@@ -135,9 +137,9 @@ class HookEmitter:
 
     def emit(self, name: str, *args: Any) -> None:
         """Call hook point ``name`` of every hook that implements it, in order."""
-        for hook in self._hooked[name]:
+        for hook, method in self._methods[name]:
             try:
-                getattr(hook, name)(self._consumer, *args)
+                method(self._consumer, *args)
             except Exception:
                 if name in FATAL_HOOK_POINTS:
                     raise

@@ -40,13 +40,16 @@ class Watchdog:
         self.hard_timeout = hard_timeout
         self.on_stall = on_stall
         self.interval = interval
-        self._current: tuple[Any, float, int] | None = None
+        #: What the receivers run for, and since when: one tuple, so the watching thread reads both at once.
+        self._current: tuple[Any, float] | None = None
+        self._loop_thread = threading.get_ident()
         self._warned: str | None = None
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the watching thread (a daemon: it never keeps the process alive)."""
+        """Start the watching thread (a daemon: it never keeps the process alive); the caller's thread is watched."""
+        self._loop_thread = threading.get_ident()
         self._thread = threading.Thread(target=self._run, name="kafka-consumer-watchdog", daemon=True)
         self._thread.start()
 
@@ -58,7 +61,8 @@ class Watchdog:
 
     def begin(self, what: Any) -> None:
         """Start watching the receivers of ``what``: a confluent-kafka message, or a description."""
-        self._current = (what, time.monotonic(), threading.get_ident())
+        # Once per message: one clock read and one write; the watching thread does the rest.
+        self._current = (what, time.monotonic())
 
     def end(self) -> None:
         """The receivers returned."""
@@ -77,8 +81,8 @@ class Watchdog:
         while not self._stopped.wait(self.interval):
             current = self._current
             if current is not None:
-                what, started, thread_id = current
-                self._check(_describe(what), started, thread_id)
+                what, started = current
+                self._check(_describe(what), started, self._loop_thread)
 
     def _check(self, what: str, started: float, thread_id: int) -> None:
         elapsed = time.monotonic() - started
