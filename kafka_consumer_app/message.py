@@ -98,10 +98,6 @@ class Message:
         return coordinates(self.topic, self.partition, self.offset)
 
 
-#: A lazily decoded field that was not read yet.
-_UNREAD: Any = object()
-
-
 class ConsumedMessage(Message):
     """
     The :class:`Message` the consumer builds: ``key``, ``headers``, ``timestamp`` and ``event_type``
@@ -113,6 +109,7 @@ class ConsumedMessage(Message):
     or unpickled), it holds them as they are.
     """
 
+    # A decoded field lives in its underscored slot, which stays empty until the first read.
     __slots__ = ("_decode_key", "_event_type", "_headers", "_key", "_raw", "_timestamp")
 
     _key: Any
@@ -131,15 +128,11 @@ class ConsumedMessage(Message):
         ``decode_key(raw, message)`` decodes the key when a receiver first reads it.
         """
         message = object.__new__(cls)
-        assign = object.__setattr__
+        assign = object.__setattr__  # the fields are frozen to receivers, not to their maker
         assign(message, "topic", location[0])
         assign(message, "partition", location[1])
         assign(message, "offset", location[2])
         assign(message, "value", value)
-        assign(message, "_key", _UNREAD)
-        assign(message, "_headers", _UNREAD)
-        assign(message, "_timestamp", _UNREAD)
-        assign(message, "_event_type", _UNREAD)
         assign(message, "_raw", raw)
         assign(message, "_decode_key", decode_key)
         return message
@@ -147,10 +140,12 @@ class ConsumedMessage(Message):
     @property
     def key(self) -> Any:
         """The deserialized key, decoded on first read; raises DeserializationError for a malformed key."""
-        key = self._key
-        if key is _UNREAD:
-            key = self._decode_key(self._raw, self)
-            object.__setattr__(self, "_key", key)
+        try:
+            return self._key
+        except AttributeError:
+            pass  # not read yet (decoded outside the handler, so that an error does not chain to this one)
+        key = self._decode_key(self._raw, self)
+        object.__setattr__(self, "_key", key)
         return key
 
     @key.setter
@@ -160,10 +155,12 @@ class ConsumedMessage(Message):
     @property
     def headers(self) -> Headers:
         """The headers, as :data:`Headers`, built on first read."""
-        headers = self._headers
-        if headers is _UNREAD:
-            headers = headers_of(self._raw)
-            object.__setattr__(self, "_headers", headers)
+        try:
+            return self._headers
+        except AttributeError:
+            pass  # not read yet (decoded outside the handler, so that an error does not chain to this one)
+        headers = headers_of(self._raw)
+        object.__setattr__(self, "_headers", headers)
         return headers
 
     @headers.setter
@@ -173,10 +170,12 @@ class ConsumedMessage(Message):
     @property
     def timestamp(self) -> datetime | None:
         """The timestamp, as an aware UTC datetime or None, converted on first read."""
-        timestamp = self._timestamp
-        if timestamp is _UNREAD:
-            timestamp = to_datetime(self._raw.timestamp())
-            object.__setattr__(self, "_timestamp", timestamp)
+        try:
+            return self._timestamp
+        except AttributeError:
+            pass  # not read yet (decoded outside the handler, so that an error does not chain to this one)
+        timestamp = to_datetime(self._raw.timestamp())
+        object.__setattr__(self, "_timestamp", timestamp)
         return timestamp
 
     @timestamp.setter
@@ -186,10 +185,12 @@ class ConsumedMessage(Message):
     @property
     def event_type(self) -> str | None:
         """The ``ce_type`` header, decoded on first read."""
-        event_type = self._event_type
-        if event_type is _UNREAD:
-            event_type = decode_event_type(self.headers)
-            object.__setattr__(self, "_event_type", event_type)
+        try:
+            return self._event_type
+        except AttributeError:
+            pass  # not read yet (decoded outside the handler, so that an error does not chain to this one)
+        event_type = decode_event_type(self.headers)
+        object.__setattr__(self, "_event_type", event_type)
         return event_type
 
     @event_type.setter

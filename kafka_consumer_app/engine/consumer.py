@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 #: few enough that a stop request or a rebalance waits for nothing.
 BATCH_SIZE = 100
 
+#: Between the messages of a batch, how often the ``after_poll`` hooks hear that the loop is alive (seconds).
+BEAT_INTERVAL = 0.1
+
 __all__ = ["BATCH_SIZE", "EventConsumer", "RunOptions", "RunSummary"]
 
 
@@ -237,9 +240,11 @@ class EventConsumer:
         """Take what is already fetched, up to BATCH_SIZE messages, or wait up to POLL_TIMEOUT for one."""
         batch = self._poll(client)
         between = self.emitter.wants("after_poll")
+        beat_at = time.monotonic() + BEAT_INTERVAL
         for index, raw in enumerate(batch):
             if index:
-                if between:
+                if between and time.monotonic() >= beat_at:
+                    beat_at = time.monotonic() + BEAT_INTERVAL
                     self.emitter.emit("after_poll")
                 # A stop or a limit takes effect between messages; the rest of the batch is not
                 # stored, so whoever consumes those partitions next fetches it again.

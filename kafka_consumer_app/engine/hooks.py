@@ -54,7 +54,10 @@ class ConsumerHooks:
         """Called once, before the consumer subscribes."""
 
     def after_poll(self, consumer: ConsumerView) -> None:
-        """Called after every poll, whether it returned messages or not, and between messages: the loop is alive."""
+        """
+        Called after every poll, whether it returned messages or not, and between the messages of a
+        batch at most every ``BEAT_INTERVAL`` (0.1 s): the loop is alive.
+        """
 
     def after_assign(self, consumer: ConsumerView, partitions: Sequence[int]) -> None:
         """Called when the group assigned ``partitions`` to this consumer."""
