@@ -50,7 +50,7 @@ def produce(
     topic: str,
     values: Iterable[Any],
     *,
-    key: Callable[[int], str | None] = lambda index: f"key-{index}",
+    key: Callable[[int], str | bytes | None] = lambda index: f"key-{index}",
     headers: list[tuple[str, bytes]] | None = None,
     raw: bool = False,
     partition: int | None = None,

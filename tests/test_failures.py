@@ -288,3 +288,50 @@ def test_a_dead_letter_producer_option_librdkafka_refuses_stops_the_command_with
         call_command("consume_events", topic=topic, max_messages=1)
 
     assert raised.value.returncode == 1 and "\n" not in str(raised.value)
+
+
+@pytest.mark.broker
+def test_a_key_that_cannot_be_decoded_is_parked_as_malformed_once_a_receiver_reads_it(
+    kafka_settings, kafka_broker, make_topic, connect
+):
+    topic = make_topic()
+    kafka_broker.create_topic(f"{topic}-dlt")
+    configure(kafka_settings, topic, FAILURE_POLICY="dead-letter", RETRY={"ATTEMPTS": 3, "INITIAL_BACKOFF": 0.2})
+    keys, values_only = [], []
+
+    def reads_the_key(sender, message, **kwargs):
+        keys.append(message.key)
+
+    def reads_the_value(sender, message, **kwargs):
+        values_only.append(message.value["n"])
+
+    connect(topic, reads_the_value)
+    connect(topic, reads_the_key)
+    # The default KEY_DESERIALIZER is 'str': b"\xff" is not UTF-8.
+    values = [{"n": 0}, {"n": 1}]
+    produce(kafka_broker.bootstrap_servers, topic, values, key=lambda index: b"\xff" if index == 0 else "ok")
+
+    call_command("consume_events", topic=topic, max_messages=2)
+
+    parked = read_topic(kafka_broker.bootstrap_servers, f"{topic}-dlt", 1)[0]
+    headers = dict(parked.headers())
+    assert (headers[HEADER_REASON], headers[HEADER_ATTEMPTS]) == (b"malformed", b"1"), "a malformed key was retried"
+    assert parked.key() == b"\xff"
+    assert keys == ["ok"] and values_only == [0, 1]
+    assert committed(kafka_broker.bootstrap_servers, kafka_settings.KAFKA_CONSUMER["GROUP_ID"], topic, 1) == {0: 2}
+
+
+@pytest.mark.broker
+def test_a_key_that_cannot_be_decoded_does_not_fail_a_message_whose_receivers_never_read_it(
+    kafka_settings, kafka_broker, make_topic, connect
+):
+    topic = make_topic()
+    configure(kafka_settings, topic, FAILURE_POLICY="stop", DEAD_LETTER_TOPIC=None)
+    handled = []
+    connect(topic, lambda sender, message, **kwargs: handled.append(message.value["n"]))
+    produce(kafka_broker.bootstrap_servers, topic, [{"n": 0}, {"n": 1}], key=lambda index: b"\xff")
+
+    call_command("consume_events", topic=topic, max_messages=2)
+
+    assert handled == [0, 1]
+    assert committed(kafka_broker.bootstrap_servers, kafka_settings.KAFKA_CONSUMER["GROUP_ID"], topic, 1) == {0: 2}

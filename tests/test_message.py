@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from confluent_kafka import Message as KafkaMessage
 
-from kafka_consumer_app.message import Message, decode_event_type, to_datetime
+from kafka_consumer_app.exceptions import DeserializationError
+from kafka_consumer_app.message import ConsumedMessage, Message, decode_event_type, to_datetime
+from kafka_consumer_app.serialization import deserialize, get_deserializer
 
 SECRET = "alice@example.com"
 
@@ -92,3 +96,74 @@ def test_str_of_a_message_shows_topic_partition_and_offset():
 
 def test_str_of_a_message_does_not_show_its_payload():
     assert SECRET not in str(make_message())
+
+
+# -- the message the consumer builds: decoded on first read --------------------------------
+
+
+def consumed(key=b"user-1", headers=(("ce_type", b"user.created"),), stamp=(1, 1_700_000_000_123), decode=None):
+    """A ConsumedMessage of a confluent-kafka message, as MessageConverter builds it."""
+    raw = KafkaMessage(
+        topic="prod-user-events", partition=3, offset=42, key=key, value=b"{}", headers=list(headers), timestamp=stamp
+    )
+    decode = decode or (lambda raw, message: deserialize(get_deserializer("str"), raw.key(), "key"))
+    return ConsumedMessage.of(raw, ("prod-user-events", 3, 42), {"email": SECRET}, decode)
+
+
+def test_a_consumed_message_decodes_its_key_on_first_read_only():
+    calls = []
+
+    def decode(raw, message):
+        calls.append(raw.key())
+        return raw.key().decode()
+
+    message = consumed(decode=decode)
+    assert calls == []
+    assert (message.key, message.key) == ("user-1", "user-1")
+    assert calls == [b"user-1"]
+
+
+def test_a_consumed_message_equals_the_message_of_the_same_fields():
+    message = consumed()
+    assert message == Message(
+        topic="prod-user-events",
+        partition=3,
+        offset=42,
+        key="user-1",
+        value={"email": SECRET},
+        headers=(("ce_type", b"user.created"),),
+        timestamp=datetime(2023, 11, 14, 22, 13, 20, 123_000, tzinfo=UTC),
+        event_type="user.created",
+    )
+
+
+def test_a_consumed_message_without_timestamp_or_headers_reads_none_and_empty():
+    message = consumed(headers=(), stamp=(0, -1))
+    assert (message.headers, message.timestamp, message.event_type) == ((), None, None)
+
+
+def test_a_consumed_message_fields_cannot_be_reassigned():
+    message = consumed()
+    for name in ("key", "headers", "timestamp", "event_type", "value"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(message, name, None)
+
+
+def test_a_consumed_key_that_cannot_be_decoded_raises_deserialization_error_at_every_read():
+    message = consumed(key=b"\xff")
+    for _ in range(2):
+        with pytest.raises(DeserializationError, match="cannot decode the message key") as raised:
+            _ = message.key
+        assert not isinstance(raised.value.__context__, AttributeError), "the lazy read leaks into the traceback"
+
+
+def test_a_consumed_message_survives_pickle_and_replace_with_every_field():
+    message = consumed()
+    assert pickle.loads(pickle.dumps(message)) == message
+    changed = dataclasses.replace(message, value={"email": "other"})
+    assert (changed.key, changed.event_type, changed.value) == ("user-1", "user.created", {"email": "other"})
+
+
+def test_repr_of_a_consumed_message_shows_no_key_value_or_headers():
+    text = repr(consumed())
+    assert SECRET not in text and "user-1" not in text and "prod-user-events" in text

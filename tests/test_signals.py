@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import uuid
+import weakref
 
 import pytest
 
@@ -336,3 +339,95 @@ def test_has_receivers_ignores_a_receiver_connected_for_another_sender():
         assert not Dispatcher(topic, sender=EventConsumer).has_receivers()
     finally:
         topic_signal(topic).disconnect(receiver, sender=other_sender)
+
+
+# -- the dispatcher's cache of receivers ----------------------------------------------------
+
+
+def test_a_receiver_connected_after_the_first_dispatch_gets_the_next_message(connect):
+    topic, event_type = unique("topic"), unique("event")
+    calls: list = []
+    dispatcher = Dispatcher(topic, sender=EventConsumer)
+    dispatcher.dispatch(make_message(topic, event_type=event_type))
+    connect(topic_signal(topic), recorder(calls, "topic"))
+    connect(event_signal(event_type), recorder(calls, "event"))
+
+    dispatcher.dispatch(make_message(topic, event_type=event_type))
+
+    assert [name for name, _ in calls] == ["topic", "event"]
+
+
+def test_a_receiver_disconnected_after_a_dispatch_gets_no_more_messages():
+    topic = unique("topic")
+    calls: list = []
+    receiver = recorder(calls, "gone")
+    topic_signal(topic).connect(receiver, weak=False)
+    dispatcher = Dispatcher(topic, sender=EventConsumer)
+    dispatcher.dispatch(make_message(topic))
+    topic_signal(topic).disconnect(receiver)
+
+    dispatcher.dispatch(make_message(topic))
+
+    assert len(calls) == 1
+
+
+def test_the_dispatcher_keeps_no_weakly_connected_receiver_alive():
+    topic = unique("topic")
+    calls: list = []
+    receiver = recorder(calls, "weak")
+    topic_signal(topic).connect(receiver)  # weak, Django's default
+    dispatcher = Dispatcher(topic, sender=EventConsumer)
+    dispatcher.dispatch(make_message(topic))
+    reference = weakref.ref(receiver)
+    del receiver
+    gc.collect()
+
+    dispatcher.dispatch(make_message(topic))
+
+    assert reference() is None, "the dispatcher's cache kept a weakly connected receiver alive"
+    assert len(calls) == 1
+
+
+def test_a_bound_method_receiver_is_called_while_its_object_lives(connect):
+    topic = unique("topic")
+    calls: list = []
+
+    class Handler:
+        def on_message(self, **kwargs):
+            calls.append(kwargs["message"].offset)
+
+    handler = Handler()
+    topic_signal(topic).connect(handler.on_message)
+    dispatcher = Dispatcher(topic, sender=EventConsumer)
+    dispatcher.dispatch(make_message(topic))
+    del handler
+    gc.collect()
+    dispatcher.dispatch(make_message(topic))
+
+    assert calls == [7]
+
+
+def test_an_async_receiver_runs_to_completion(connect):
+    topic = unique("topic")
+    calls: list = []
+
+    async def receiver(**kwargs):
+        await asyncio.sleep(0)
+        calls.append(kwargs["message"].offset)
+
+    connect(topic_signal(topic), receiver)
+
+    result = Dispatcher(topic, sender=EventConsumer).dispatch(make_message(topic))
+
+    assert calls == [7] and result.ok
+
+
+def test_an_untimed_dispatch_counts_and_reports_failures_but_records_no_calls(connect):
+    topic = unique("topic")
+    connect(topic_signal(topic), recorder([], "bad", fail=True))
+    connect(topic_signal(topic), recorder([], "good"))
+
+    result = Dispatcher(topic, sender=EventConsumer, timed=False).dispatch(make_message(topic))
+
+    assert (result.called, result.calls) == (2, [])
+    assert [str(failure.error) for failure in result.failures] == ["bad failed"]

@@ -29,4 +29,5 @@ class OldConnectionCloser:
     def __call__(self) -> None:
         """Close this thread's connections that are unusable or older than CONN_MAX_AGE."""
         for wrapper in self._wrappers:
-            wrapper.close_if_unusable_or_obsolete()
+            if wrapper.connection is not None:  # no connection, nothing to close: the common case between uses
+                wrapper.close_if_unusable_or_obsolete()

@@ -131,6 +131,8 @@ class HookEmitter:
         hooks = list(hooks)
         self._consumer = consumer
         self._hooked = {name: overriding(hooks, name) for name in HOOK_POINTS}
+        #: The hook points some hook implements; ``name in emitter.wanted`` is wants() without a call.
+        self.wanted = frozenset(name for name, found in self._hooked.items() if found)
         #: Per hook point, each hook with its bound method: emit() looks nothing up per call.
         self._methods = {name: [(hook, getattr(hook, name)) for hook in found] for name, found in self._hooked.items()}
 
