@@ -1,9 +1,10 @@
 """
 EventConsumer: the poll loop for one topic, with at-least-once offsets.
 
-The loop is a few named steps: poll, handle (deserialize and dispatch), store the offset,
-report progress. Offsets are stored only after every receiver returned
-(``enable.auto.offset.store=false``); librdkafka commits stored offsets in the background,
+The loop is a few named steps: poll, handle (deserialize and dispatch), mark the offset,
+store the batch's offsets, report progress. Offsets are stored only after every receiver
+returned (``enable.auto.offset.store=false``), once per partition per batch (ADR 7);
+librdkafka commits stored offsets in the background,
 and :class:`~kafka_consumer_app.engine.commits.Commits` commits them synchronously when
 partitions are revoked and on shutdown. See docs/decisions/0001-offset-strategy.rst.
 
