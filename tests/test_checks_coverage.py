@@ -45,6 +45,11 @@ TOP_LEVEL_CASES = {
     "HEALTH_HOST": 5,
     "PRODUCER_CONFIG": ["linger.ms"],
     "SCHEMA_REGISTRY": "https://registry:8081",
+    "CONCURRENCY": 0,
+    "ORDERING": "random",
+    "MAX_QUEUED": True,
+    "BATCH_SIZE": 0,
+    "BATCH_WAIT": -0.5,
 }
 
 #: A wrong value of every per-topic key (under TOPICS['orders']).
@@ -69,6 +74,11 @@ TOPIC_CASES = {
     "MEMORY_REQUEST": "lots",
     "MEMORY_LIMIT": "lots",
     "CPU_REQUEST": "lots",
+    "CONCURRENCY": "8",
+    "ORDERING": None,
+    "MAX_QUEUED": 0,
+    "BATCH_SIZE": 2.5,
+    "BATCH_WAIT": "soon",
 }
 
 #: A wrong value of every RETRY key (top level).

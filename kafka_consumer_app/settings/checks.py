@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core import checks
 
-from kafka_consumer_app.settings import health, topics
+from kafka_consumer_app.settings import concurrency, health, topics
 
 TAG = "kafka_consumer_app"
 
@@ -21,3 +21,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 def check_health_port(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """``manage.py check --deploy``: report a ``HEALTH_PORT`` that cannot be bound (in use, say) as an error."""
     return [checks.Error(problem.msg, hint=problem.hint, id=problem.id) for problem in health.health_port_problems()]
+
+
+@checks.register(TAG)
+def check_concurrency(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Warn about settings that are valid but likely wrong: more worker threads than databases usually allow."""
+    return [checks.Warning(problem.msg, hint=problem.hint, id=problem.id) for problem in concurrency.thread_warnings()]

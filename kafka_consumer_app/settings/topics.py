@@ -30,8 +30,9 @@ from django.utils.module_loading import import_string
 
 from kafka_consumer_app.exceptions import ConfigurationError
 from kafka_consumer_app.serialization import deserializer_problem
-from kafka_consumer_app.settings import connection, failures, health, manifests, schema_registry
+from kafka_consumer_app.settings import concurrency, connection, failures, health, manifests, schema_registry
 from kafka_consumer_app.settings.base import DocTable, Problem, raw_settings, topic_overrides, topic_where
+from kafka_consumer_app.settings.concurrency import ConcurrencyConfig
 from kafka_consumer_app.settings.failures import FailureConfig
 from kafka_consumer_app.settings.health import HealthConfig
 from kafka_consumer_app.validation import MAX_TOPIC_LENGTH, key_list, topic_name_problem
@@ -67,6 +68,7 @@ TOPIC_SETTINGS: DocTable = {
 SETTINGS_DOC: DocTable = {
     **connection.SETTINGS,
     **SETTINGS,
+    **concurrency.SETTINGS,
     **failures.SETTINGS,
     **health.SETTINGS,
     **manifests.SETTINGS,
@@ -76,6 +78,7 @@ SETTINGS_DOC: DocTable = {
 TOPIC_SETTINGS_DOC: DocTable = {
     **connection.TOPIC_SETTINGS,
     **TOPIC_SETTINGS,
+    **concurrency.SETTINGS,
     **failures.TOPIC_SETTINGS,
     **manifests.TOPIC_SETTINGS,
 }
@@ -105,6 +108,7 @@ class TopicConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
     #: Open edX events: values decode to OpenEdxEvent and their OpenEdxPublicSignal is sent (OPENEDX_EVENTS).
     openedx_events: bool = False
+    concurrency: ConcurrencyConfig = field(default_factory=ConcurrencyConfig)
 
 
 def get_topic_config(topic: str, group_override: str | None = None, openedx_events: bool | None = None) -> TopicConfig:
@@ -137,6 +141,7 @@ def get_topic_config(topic: str, group_override: str | None = None, openedx_even
         failure=failures.failure_config(top, overrides, kafka_topic, merged),
         health=health.health_config(top, topic),
         openedx_events=openedx,
+        concurrency=concurrency.concurrency_config(top, overrides),
     )
 
 
@@ -315,6 +320,7 @@ _SUBJECT_CHECKS: tuple[_Check, ...] = (
     manifests.problems,
     failures.problems,
     schema_registry.problems,
+    concurrency.problems,
 )
 #: Each subject's check of one topic's dict, in the order their problems are reported.
 _TOPIC_CHECKS: tuple[_TopicCheck, ...] = (
@@ -322,4 +328,5 @@ _TOPIC_CHECKS: tuple[_TopicCheck, ...] = (
     connection.topic_problems,
     failures.topic_problems,
     manifests.topic_problems,
+    concurrency.topic_problems,
 )
