@@ -50,6 +50,9 @@ class Commits:
         self.client: Consumer | None = None
         #: Per partition, the latest message handled or parked whose offset is not stored yet.
         self._marked: dict[int, KafkaMessage] = {}
+        #: With CONCURRENCY above 1, the offsets (watermarks with their metadata) a synchronous commit commits:
+        #: librdkafka's commit of the stored offsets would drop the metadata.
+        self.offsets_to_commit: Callable[[], list[TopicPartition]] | None = None
 
     def mark(self, partition: int, raw: KafkaMessage) -> None:
         """
@@ -85,7 +88,13 @@ class Commits:
     def try_commit(self, client: Consumer) -> KafkaError | None:
         """Commit every stored offset synchronously; return the error, or None (nothing stored is no error)."""
         try:
-            client.commit(asynchronous=False)
+            if self.offsets_to_commit is None:
+                client.commit(asynchronous=False)
+            else:
+                offsets = self.offsets_to_commit()
+                if not offsets:
+                    return None
+                client.commit(offsets=offsets, asynchronous=False)
         except KafkaException as error:
             first = error.args[0] if error.args else None
             kafka_error = first if isinstance(first, KafkaError) else KafkaError(KafkaError._FAIL, str(error))

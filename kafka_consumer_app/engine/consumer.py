@@ -33,6 +33,7 @@ from kafka_consumer_app.engine.client import ClientErrorHandler, client_config, 
 from kafka_consumer_app.engine.commits import Commits
 from kafka_consumer_app.engine.db import OldConnectionCloser
 from kafka_consumer_app.engine.dead_letters import DeadLetterProducer
+from kafka_consumer_app.engine.delivery import Delivery
 from kafka_consumer_app.engine.dispatch import Dispatcher, DispatchResult
 from kafka_consumer_app.engine.hooks import HANDLED, ConsumerHooks, HookEmitter
 from kafka_consumer_app.engine.offsets import OffsetReset
@@ -40,13 +41,13 @@ from kafka_consumer_app.engine.outcomes import Outcomes
 from kafka_consumer_app.engine.policy import FailurePolicy
 from kafka_consumer_app.engine.progress import Progress, RunSummary
 from kafka_consumer_app.engine.rebalance import Rebalancing, commit_reset, log_reset_committed
-from kafka_consumer_app.engine.records import Location, MessageConverter, locate
+from kafka_consumer_app.engine.records import MessageConverter, locate
 from kafka_consumer_app.engine.retries import PendingRetry, RetryScheduler
 from kafka_consumer_app.engine.shutdown import StopRequest
 from kafka_consumer_app.engine.topic_watch import TopicWatch, check_dead_letter_topic
 from kafka_consumer_app.engine.watchdog import Watchdog
+from kafka_consumer_app.engine.workers import Workers
 from kafka_consumer_app.exceptions import ConfigurationError, DeserializationError
-from kafka_consumer_app.message import Message
 from kafka_consumer_app.settings.topics import TopicConfig
 from kafka_consumer_app.validation import first_problem, positive_int_problem, seconds_problem
 
@@ -114,7 +115,7 @@ class EventConsumer:
         )
         self.summary = RunSummary()
         self.progress = Progress(config, self.summary, emit)
-        self._converter = MessageConverter(config)
+        self.delivery = Delivery(MessageConverter(config), self.dispatcher, self.emitter)
         self.policy = FailurePolicy(config.failure, can_park=False)  # can park once run() made the producer
         self.retries = RetryScheduler(config.kafka_topic)
         self.commits = Commits(config, emit, self.progress)
@@ -125,7 +126,18 @@ class EventConsumer:
         self.client_errors = ClientErrorHandler(config, on_missing_topic=self.topic_watch.check_soon)
         self.rebalance = Rebalancing(config, self.options.reset, self.commits, self.retries, emit)
         self.outcomes = Outcomes(config, self.retries, self.summary, emit, self.commits.mark)
+        #: The worker threads, with CONCURRENCY above 1; None runs every message on the loop's thread.
+        self.workers = self._make_workers() if config.concurrency.concurrency > 1 else None
         self._last_message_at = time.monotonic()
+
+    def _make_workers(self) -> Workers:
+        """The workers, wired in: they finish offsets, the commits commit their watermarks, rebalances drain them."""
+        workers = Workers(self.config, self.delivery, self.policy, self.summary, self.progress, self.watchdog)
+        self.outcomes = Outcomes(self.config, self.retries, self.summary, self.emitter.emit, workers.mark)
+        workers.outcomes = self.outcomes
+        self.commits.offsets_to_commit = workers.offsets
+        self.rebalance.work = workers
+        return workers
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -139,8 +151,10 @@ class EventConsumer:
             self._start(client)
             while not self._should_stop():
                 self._poll_once(client)
+            self._drain(client)
             self.commits.commit_on_shutdown(client)
         finally:
+            self._drain(client)
             self.commits.store_marked(client)  # a batch cut short by an error: what it handled still counts
             self.emitter.emit("after_stop")
             self.watchdog.stop()
@@ -182,6 +196,8 @@ class EventConsumer:
             self.outcomes.dead_letters = DeadLetterProducer(self.config)
             self.policy.can_park = True
         self.watchdog.start()
+        if self.workers is not None:
+            self.workers.start()
         self._close_old_connections = OldConnectionCloser()
         self.emitter.emit("before_start")
         self.topic_watch.wait_for_topic(client, self.client_errors.errors, self.stop.is_set)
@@ -225,11 +241,15 @@ class EventConsumer:
             summary.stop_reason = f"stop requested ({self.stop.reason})"
         elif options.max_messages is not None and summary.processed >= options.max_messages:
             summary.stop_reason = f"--max-messages {options.max_messages} reached"
-        elif options.idle_timeout is not None and self._idle_for() >= options.idle_timeout:
+        elif options.idle_timeout is not None and self._idle_for() >= options.idle_timeout and not self._busy():
             summary.stop_reason = f"no message for --idle-timeout {options.idle_timeout:g}s"
         else:
             return False
         return True
+
+    def _busy(self) -> bool:
+        """Whether workers still have messages queued, running or waiting for a retry: not idle, then."""
+        return self.workers is not None and self.workers.busy()
 
     def _idle_for(self) -> float:
         """Seconds since the latest message or assignment; 0 until the group first assigned partitions."""
@@ -237,8 +257,17 @@ class EventConsumer:
             return 0.0
         return time.monotonic() - max(self._last_message_at, self.rebalance.assigned_at)
 
+    def _drain(self, client: Consumer) -> None:
+        """With workers: take nothing new, let the in-flight messages finish, store their watermarks."""
+        if self.workers is not None:
+            self.workers.stop()
+            self.workers.store(client)
+
     def _poll_once(self, client: Consumer) -> None:
         """Take what is already fetched, up to BATCH_SIZE messages, or wait up to POLL_TIMEOUT for one."""
+        if self.workers is not None:
+            self._take_in(client, self.workers)
+            return
         batch = self._poll(client)
         between = self.emitter.wants("after_poll")
         beat_at = time.monotonic() + BEAT_INTERVAL
@@ -261,12 +290,25 @@ class EventConsumer:
         self.progress.report()
         self.topic_watch.check_still_exists(client)
 
+    def _take_in(self, client: Consumer, workers: Workers) -> None:
+        """With workers: hand what is fetched to them; pause, resume and store offsets as they go."""
+        for raw in self._poll(client):
+            error = raw.error()
+            if error is not None:
+                self.client_errors.on_message_error(error)
+                continue
+            workers.take_in(client, raw)
+        workers.after_batch(client)
+        self.progress.report()
+        self.topic_watch.check_still_exists(client)
+
     def _poll(self, client: Consumer) -> list[KafkaMessage]:
         """Resume due retries, then fetch; the ``after_poll`` heartbeat; raise a fatal client error."""
         self.retries.resume_due(client)
         batch = client.consume(BATCH_SIZE, 0)
         if not batch:
-            raw = client.poll(self.retries.poll_timeout(self.config.poll_timeout))
+            timeout = self.retries.poll_timeout(self.config.poll_timeout)
+            raw = client.poll(self.workers.poll_timeout(timeout) if self.workers is not None else timeout)
             batch = [] if raw is None else [raw]
         self.emitter.emit("after_poll")
         self.client_errors.raise_if_fatal()
@@ -284,7 +326,7 @@ class EventConsumer:
             return
         self._close_old_connections()
         try:
-            result = self._deliver(raw, location, pending)
+            result = self.delivery.attempt(raw, location, pending.failures if pending else None, self.watchdog)
         except DeserializationError as error:
             self.outcomes.carry_out(client, raw, self.policy.decide_malformed(error))
             return
@@ -312,36 +354,6 @@ class EventConsumer:
         else:
             decision = self.policy.decide(result.failures, (pending.attempts_made if pending else 0) + 1)
         self.outcomes.carry_out(client, raw, decision)
-
-    def _deliver(self, raw: KafkaMessage, location: Location, pending: PendingRetry | None) -> DispatchResult:
-        """Convert ``raw`` and dispatch it, between the ``before_message`` and ``after_receiver`` hooks."""
-        message = self._converter.to_message(raw, location)
-        emitter = self.emitter
-        if "before_message" in emitter.wanted:
-            emitter.emit("before_message", message)
-        result = self._watched_dispatch(raw, message, pending)
-        if "after_receiver" in emitter.wanted:
-            for call in result.calls:
-                emitter.emit("after_receiver", call.receiver_name, call.seconds, call.error)
-        return result
-
-    def _watched_dispatch(self, raw: KafkaMessage, message: Message, pending: PendingRetry | None) -> DispatchResult:
-        """Dispatch under the stall watchdog and inside every hook's ``dispatching`` context."""
-        # begin()/end() rather than context managers: this runs once per message, and two context
-        # managers cost about as much as dispatching to a no-op receiver (measured with make bench).
-        self.watchdog.begin(raw)
-        try:
-            if "dispatching" not in self.emitter.wanted:
-                return self._dispatch(message, pending)
-            with self.emitter.dispatching(message):
-                return self._dispatch(message, pending)
-        finally:
-            self.watchdog.end()
-
-    def _dispatch(self, message: Message, pending: PendingRetry | None) -> DispatchResult:
-        if pending is None:
-            return self.dispatcher.dispatch(message)
-        return self.dispatcher.redispatch(message, pending.failures)
 
 
 def _value_signal_receivers(config: TopicConfig) -> Callable[[], bool] | None:

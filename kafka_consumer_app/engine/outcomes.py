@@ -59,9 +59,15 @@ class Outcomes:
         self._mark = mark
         self.dead_letters: DeadLetterProducer | None = None
 
-    def carry_out(self, client: Consumer, raw: KafkaMessage, decision: Decision) -> None:
-        """Do what ``decision`` says with ``raw``; raise CircuitOpenError or MessageFailedError for a Stop."""
+    def carry_out(self, client: Consumer | None, raw: KafkaMessage, decision: Decision) -> None:
+        """
+        Do what ``decision`` says with ``raw``; raise CircuitOpenError or MessageFailedError for a Stop.
+
+        ``client`` is needed for a Retry only (its partition is paused): the workers of CONCURRENCY
+        above 1 schedule retries themselves and pass None.
+        """
         if isinstance(decision, Retry):
+            assert client is not None, "a retry pauses the partition on the client"
             self._retry(client, raw, decision)
             return
         if decision.report.reason == REASON_RECEIVER_FAILED:
@@ -79,12 +85,16 @@ class Outcomes:
     def _retry(self, client: Consumer, raw: KafkaMessage, retry: Retry) -> None:
         location = locate(raw)
         self._retries.schedule(client, location, retry.attempts_made, retry.failures, retry.delay)
+        self.retrying(raw, retry, f"with partition {location.partition} paused meanwhile")
+
+    def retrying(self, raw: KafkaMessage, retry: Retry, meanwhile: str) -> None:
+        """Count, report and log a retry that is scheduled (``meanwhile`` says what waits for it)."""
+        location = locate(raw)
         self._summary.retried += 1
         self._emit("after_message", raw, RETRIED)
         for failure in retry.failures:
             logger.warning(
-                "Receiver %s failed on %s (group %s, attempt %d of %d): %s: %s; will be retried in %.1fs, "
-                "with partition %d paused meanwhile.",
+                "Receiver %s failed on %s (group %s, attempt %d of %d): %s: %s; will be retried in %.1fs, %s.",
                 failure.receiver_name,
                 location,
                 self._config.group_id,
@@ -93,7 +103,7 @@ class Outcomes:
                 type(failure.error).__name__,
                 failure.error,
                 retry.delay,
-                location.partition,
+                meanwhile,
             )
 
     def _log_last_attempt(self, raw: KafkaMessage, report: FailureReport) -> None:

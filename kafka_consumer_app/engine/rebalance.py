@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -21,6 +22,19 @@ from kafka_consumer_app.exceptions import ConfigurationError
 from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
+
+
+class PartitionWork(Protocol):
+    """What runs messages of the assigned partitions besides the loop (the workers of CONCURRENCY above 1)."""
+
+    def assigned(self, client: Consumer, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions were assigned (after any reset)."""
+
+    def revoking(self, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions are being revoked: finish what runs of them, before their offsets are committed."""
+
+    def forget(self, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions are gone (revoked after the commit, or lost): drop what is left of them."""
 
 
 class Rebalancing:
@@ -39,6 +53,8 @@ class Rebalancing:
         self._commits = commits
         self._retries = retries
         self._emit = emit
+        #: The workers, with CONCURRENCY above 1 (set by the consumer).
+        self.work: PartitionWork | None = None
         #: Whether the group ever assigned partitions: the --idle-timeout clock runs only from then.
         self.assigned = False
         #: When partitions were last assigned (time.monotonic()).
@@ -51,6 +67,8 @@ class Rebalancing:
             self._apply_reset(client, partitions, reset)
         # Waiting to join the group (e.g. until a killed member's session expires) is not an idle
         # topic: --idle-timeout counts from the latest assignment, never from before the first one.
+        if self.work is not None:
+            self.work.assigned(client, partitions)
         self.assigned = True
         self.assigned_at = time.monotonic()
         logger.info(
@@ -64,7 +82,11 @@ class Rebalancing:
     def on_revoke(self, client: Consumer, partitions: list[TopicPartition]) -> None:
         """Commit handled offsets (the revoked partitions' among them) before librdkafka gives them up."""
         self._retries.forget(partitions, client)
+        if self.work is not None:
+            self.work.revoking(partitions)
         error = self._commits.commit_on_revoke(client)
+        if self.work is not None:
+            self.work.forget(partitions)
         if error is None:
             logger.info(
                 "Revoked partitions %s of %s (group %s) after committing handled offsets.",
@@ -86,6 +108,8 @@ class Rebalancing:
     def on_lost(self, client: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions taken without a clean revoke: nothing can be committed for them any more."""
         self._retries.forget(partitions, client)
+        if self.work is not None:
+            self.work.forget(partitions)
         logger.warning(
             "Lost partitions %s of %s (group %s) without a clean revoke; "
             "their uncommitted messages will be redelivered to the new owner.",
