@@ -28,7 +28,7 @@ ORDERINGS = ("key", "partition", "none")
 _State = Literal["queued", "running", "waiting", "done", "dropped"]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Work:
     """One fetched message (or a batch) waiting for, or in, a worker; compared by identity."""
 
