@@ -7,6 +7,7 @@ Each scenario that measures something prints one ``FIGURES`` line into the ``mak
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import defaultdict
@@ -83,7 +84,7 @@ def test_messages_of_one_key_never_overlap_and_run_in_offset_order_while_keys_ru
     for lane, runs in intervals.items():
         offsets = [offset for offset, _, _ in runs]
         assert offsets == sorted(offsets), f"{lane} ran out of offset order"
-        for (_, _, ended), (_, started, _) in zip(runs, runs[1:], strict=False):
+        for (_, _, ended), (_, started, _) in itertools.pairwise(runs):
             assert started >= ended, f"two messages of {lane} overlapped"
     assert running["most"] > 1, "no two messages ever ran at once"
     report_figures(f"FIGURES concurrency key-order: messages=400 keys=10 most_at_once={running['most']}")

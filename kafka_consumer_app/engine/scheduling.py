@@ -217,6 +217,11 @@ class Scheduler:
             self._closed = True
             self._runnable.notify_all()
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called: every :meth:`take` returns None."""
+        return self._closed
+
     def idle(self) -> int:
         """Workers blocked in :meth:`take` now, waiting for something to run (metrics)."""
         with self._runnable:

@@ -256,10 +256,14 @@ class Workers:
         try:
             result = self._delivery.attempt(job.raw, job.location, job.failures, slot)
         except DeserializationError as error:
-            self._carry_out(work, job, self._decide(lambda: self._policy.decide_malformed(error)))
-            return
+            malformed: DeserializationError | None = error
+        else:
+            malformed = result.malformed()
         finally:
             close_old_connections()
+        if malformed is not None:
+            self._carry_out(work, job, self._decide(lambda: self._policy.decide_malformed(malformed)))
+            return
         if result.ok:
             with self._deciding:
                 self._policy.record_success()
@@ -270,11 +274,7 @@ class Workers:
             if "after_message" in self._emitter.wanted:
                 self._emitter.emit("after_message", job.raw, HANDLED)
             return
-        malformed = result.malformed()
-        if malformed is not None:
-            decision = self._decide(lambda: self._policy.decide_malformed(malformed))
-        else:
-            decision = self._decide(lambda: self._policy.decide(result.failures, job.attempts_made + 1))
+        decision = self._decide(lambda: self._policy.decide(result.failures, job.attempts_made + 1))
         self._carry_out(work, job, decision)
 
     def _decide(self, decide: Callable[[], Decision]) -> Decision:
@@ -289,6 +289,7 @@ class Workers:
             job.attempts_made, job.failures = decision.attempts_made, decision.failures
             with self._deciding:
                 outcomes.retrying(job.raw, decision, _holds_back(self._config.concurrency.ordering))
+            # False when the partition was revoked meanwhile: its next owner fetches the message again.
             self.scheduler.retry_at(work, time.monotonic() + decision.delay)
             return
         with self._deciding:  # parks one at a time: the dead-letter producer waits for each write
