@@ -8,42 +8,18 @@ the commit's metadata (:meth:`PartitionOffsets.metadata`), and when the partitio
 :func:`decode_metadata` names them, so that their messages are skipped instead of run a second time.
 Standard library only: no Django, no client. See docs/decisions/0008-concurrency-within-a-partition.rst.
 
-The metadata is ``"<form>:<base>:<data>"``, ASCII, at most ``max_bytes`` (:data:`METADATA_BYTES`) long:
-
-- ``base`` is the watermark it was encoded against, in decimal. It is decoded only against that same
-  committed offset: metadata left behind when someone moved the offset names nothing.
-- ``data`` is URL-safe base64 (with padding) of a zlib stream. Position ``i`` (from 0) stands for offset
-  ``base + 1 + i``; the watermark itself is unfinished by definition.
-- ``kca1b``: the stream is a bitmap, position ``i`` finished when bit ``i % 8`` (least significant first)
-  of byte ``i // 8`` is set.
-- ``kca1r``: the stream is unsigned LEB128 varints, the lengths of alternating runs of positions, unfinished
-  first (that one may be 0), finished last; every other run is at least 1 long.
-
-Both forms are built and the shorter is kept. Only positions below :data:`METADATA_SPAN` are encoded (and
-decoded); when the encoding is longer than ``max_bytes``, only the lowest finished offsets that fit are
-encoded. Finished offsets left out run again after a crash, which at-least-once delivery allows.
+The metadata's format and bounds: :mod:`kafka_consumer_app.engine.offset_metadata`.
 """
 
 from __future__ import annotations
 
-import base64
-import zlib
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 
-#: At most this many bytes of commit metadata (brokers accept 4,096 by default: offset.metadata.max.bytes).
-METADATA_BYTES = 3500
-#: Only offsets less than this far above the watermark (past it) go into the metadata, or come out of it: this
-#: bounds what decoding builds (a set of that many offsets at most), whatever the metadata says.
-METADATA_SPAN = 1 << 18
+from kafka_consumer_app.engine.offset_metadata import METADATA_BYTES, METADATA_SPAN, decode_metadata, encode_metadata
 
-_BITMAP = "kca1b"
-_RUNS = "kca1r"
-#: The longest zlib output accepted: a bitmap takes METADATA_SPAN / 8 bytes, runs at most one byte per position.
-_MAX_INFLATED = METADATA_SPAN + 8
-#: Prefix lengths tried first when the whole encoding does not fit, doubling from here.
-_FIRST_TRY = 64
+__all__ = ["METADATA_BYTES", "METADATA_SPAN", "PartitionOffsets", "decode_metadata"]
 
 
 class PartitionOffsets:
@@ -162,10 +138,7 @@ class PartitionOffsets:
         encoding of all of them is longer, it holds the lowest ones, as many as a binary search finds room for
         (the others run again after a crash). O(span), once per commit.
         """
-        base = self.watermark
-        positions = [offset - base - 1 for offset in self.finished_above()]
-        del positions[bisect_left(positions, METADATA_SPAN) :]
-        return _encode_within(base, positions, max_bytes)
+        return encode_metadata(self.watermark, self.finished_above(), max_bytes)
 
     def _take_again(self, offset: int) -> bool:
         """``take`` of an offset below one taken in before (after a seek backwards)."""
@@ -213,150 +186,3 @@ class PartitionOffsets:
         while prefinished and prefinished[0] == self._next:
             self._highest_finished = prefinished.popleft()
             self._next += 1
-
-
-def decode_metadata(watermark: int, metadata: str | None) -> set[int]:
-    """
-    The finished offsets that ``metadata``, committed with offset ``watermark``, names.
-
-    The empty set for ``""`` or None, for a negative ``watermark``, for metadata that is not ours (another
-    client committed) or encoded against another offset, and for corrupt metadata: this never raises.
-    """
-    if not metadata or watermark < 0:
-        return set()
-    form, _, rest = metadata.partition(":")
-    base, _, data = rest.partition(":")
-    decode = _DECODERS.get(form)
-    if decode is None or base != str(watermark):
-        return set()
-    try:
-        return decode(watermark + 1, _inflate(base64.b64decode(data, altchars=b"-_", validate=True)))
-    except (ValueError, zlib.error):  # binascii.Error is a ValueError
-        return set()
-
-
-def _encode_within(base: int, positions: list[int], max_bytes: int) -> str:
-    """The shortest encoding of ``positions``, or of the longest prefix of it a search finds within ``max_bytes``."""
-    if not positions:
-        return ""
-    best = _encode(base, positions)
-    if len(best) <= max_bytes:
-        return best
-    best = ""
-    fits, misses = 0, len(positions)  # positions[:fits] fit (0: nothing), positions[:misses] do not
-    size = _FIRST_TRY
-    while size < misses:  # from the bottom: the cost follows what fits, not how much is finished
-        encoded = _encode(base, positions[:size])
-        if len(encoded) > max_bytes:
-            misses = size
-            break
-        fits, best, size = size, encoded, size * 2
-    while misses - fits > 1:
-        middle = (fits + misses) // 2
-        encoded = _encode(base, positions[:middle])
-        if len(encoded) <= max_bytes:
-            fits, best = middle, encoded
-        else:
-            misses = middle
-    return best
-
-
-def _encode(base: int, positions: Sequence[int]) -> str:
-    """The shorter of the two forms of ``positions`` (not empty, increasing, from 0)."""
-    bitmap = _text(_BITMAP, base, _bitmap(positions))
-    runs = _text(_RUNS, base, _runs(positions))
-    return runs if len(runs) < len(bitmap) else bitmap
-
-
-def _text(form: str, base: int, raw: bytes) -> str:
-    data = base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode("ascii")
-    return f"{form}:{base}:{data}"
-
-
-def _bitmap(positions: Sequence[int]) -> bytes:
-    bits = bytearray((positions[-1] >> 3) + 1)
-    for position in positions:
-        bits[position >> 3] |= 1 << (position & 7)
-    return bytes(bits)
-
-
-def _runs(positions: Sequence[int]) -> bytes:
-    out = bytearray()
-    run_start = previous = positions[0]
-    end = 0  # one past the previous run of finished positions
-    for position in positions[1:]:
-        if position != previous + 1:
-            _put_varint(out, run_start - end)
-            _put_varint(out, previous + 1 - run_start)
-            end, run_start = previous + 1, position
-        previous = position
-    _put_varint(out, run_start - end)
-    _put_varint(out, previous + 1 - run_start)
-    return bytes(out)
-
-
-def _put_varint(out: bytearray, value: int) -> None:
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-
-
-def _inflate(data: bytes) -> bytes:
-    """Decompress ``data``, a whole zlib stream of at most ``_MAX_INFLATED`` bytes, or raise ValueError."""
-    inflater = zlib.decompressobj()
-    raw = inflater.decompress(data, _MAX_INFLATED)
-    if not inflater.eof or inflater.unconsumed_tail or inflater.unused_data:
-        raise ValueError("not one whole zlib stream of a bounded size")
-    return raw
-
-
-def _bitmap_offsets(first: int, raw: bytes) -> set[int]:
-    """The offsets a bitmap names; position 0 is ``first``."""
-    if not raw or len(raw) > METADATA_SPAN // 8:
-        raise ValueError("bitmap size")
-    offsets: set[int] = set()
-    for index, byte in enumerate(raw):
-        if byte:
-            offset = first + index * 8
-            offsets.update(offset + bit for bit in range(8) if byte >> bit & 1)
-    return offsets
-
-
-def _run_offsets(first: int, raw: bytes) -> set[int]:
-    """The offsets alternating runs name; position 0 is ``first``."""
-    lengths = _varints(raw)
-    if not lengths or len(lengths) % 2:
-        raise ValueError("not pairs of runs")
-    offsets: set[int] = set()
-    position = 0
-    for index in range(0, len(lengths), 2):
-        gap, length = lengths[index], lengths[index + 1]
-        if length == 0 or (gap == 0 and index):
-            raise ValueError("an empty run")
-        position += gap
-        if position + length > METADATA_SPAN:
-            raise ValueError("runs too long")
-        offsets.update(range(first + position, first + position + length))
-        position += length
-    return offsets
-
-
-def _varints(raw: bytes) -> list[int]:
-    values = []
-    value = shift = 0
-    for byte in raw:
-        value |= (byte & 0x7F) << shift
-        if byte & 0x80:
-            shift += 7
-            if shift > 28:
-                raise ValueError("varint too long")
-        else:
-            values.append(value)
-            value = shift = 0
-    if shift:
-        raise ValueError("truncated varint")
-    return values
-
-
-_DECODERS: dict[str, Callable[[int, bytes], set[int]]] = {_BITMAP: _bitmap_offsets, _RUNS: _run_offsets}
