@@ -85,7 +85,7 @@ class PartitionOffsets:
             self._unfinished.remove(offset)
         except KeyError:
             if offset >= self._next:
-                raise ValueError(f"offset {offset} was never taken in (the highest is {self._next - 1})") from None
+                raise ValueError(f"offset {offset} was never taken in (none from {self._next} on was)") from None
             return
         if offset > self._highest_finished:
             self._highest_finished = offset
