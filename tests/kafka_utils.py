@@ -201,17 +201,18 @@ def finished(records: list[Record]) -> list[Record]:
     return [r for r in records if r.kind != "started"]
 
 
-def settings_env(directory: Path, **kafka_consumer: Any) -> dict[str, str]:
+def settings_env(directory: Path, extra: str = "", **kafka_consumer: Any) -> dict[str, str]:
     """
     Environment for a ConsumerProcess whose settings are tests.settings with ``KAFKA_CONSUMER`` keys overridden.
 
     The overrides (plain literals, e.g. ``CONSUMER_CONFIG={"session.timeout.ms": 10000}``) are written to a
-    settings module in ``directory``, which is put first on the process's PYTHONPATH.
+    settings module in ``directory``, which is put first on the process's PYTHONPATH; ``extra`` is code
+    appended to it.
     """
     name = f"settings_{uuid.uuid4().hex[:8]}"
     (directory / f"{name}.py").write_text(
         "from tests.settings import *  # noqa: F403\n\n"
-        f"KAFKA_CONSUMER = {{**KAFKA_CONSUMER, **{kafka_consumer!r}}}  # noqa: F405\n",
+        f"KAFKA_CONSUMER = {{**KAFKA_CONSUMER, **{kafka_consumer!r}}}  # noqa: F405\n{extra}",
         encoding="utf-8",
     )
     return {

@@ -8,6 +8,8 @@ Each scenario that measures something prints one ``FIGURES`` line into the ``mak
 from __future__ import annotations
 
 import itertools
+import random
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -19,7 +21,19 @@ from django.core.management import call_command
 from kafka_consumer_app.engine.tracking import decode_metadata
 from kafka_consumer_app.signals import topic_signal
 
-from .kafka_utils import committed, produce, report_figures
+from .kafka_utils import (
+    ConsumerProcess,
+    committed,
+    duplicates,
+    produce,
+    read_records,
+    report_figures,
+    settings_env,
+    wait_for,
+)
+from .test_fault_injection import SHORT_SESSION, PacedProducer, handled_ids, paced_producers, stable_split
+
+__all__ = ["paced_producers"]  # a fixture, used by name
 
 pytestmark = pytest.mark.broker
 
@@ -120,3 +134,157 @@ def test_the_commit_is_the_lowest_unfinished_offset_with_the_finished_ones_above
 
     assert finished.is_set(), seen_while_blocked[-3:]
     assert committed(servers, group, topic, 1) == {0: 6}
+
+
+# -- killed, stopped and rebalanced consumers with messages in flight ---------------------------
+
+#: The comparison run of the SIGKILL test: the commit carries no finished offsets in its metadata.
+WITHOUT_METADATA = (
+    "\nfrom kafka_consumer_app.engine import tracking\n"
+    'tracking.PartitionOffsets.metadata = lambda self, max_bytes=0: ""\n'
+)
+#: Every 40th message takes half a second: the watermark waits for it while the others finish above it.
+SLOW_SOME = {"sleep": 0.005, "slow_every": 40, "slow": 0.5}
+
+
+def sigkill_chaos(servers, topic, group, directory, consumers, paced_producers, extra, rounds=4):
+    """Three CONCURRENCY=16 consumers, one SIGKILLed and restarted ``rounds`` times; return records and lost."""
+    record = directory / f"records-{group}.txt"
+    env = settings_env(directory, extra=extra, CONSUMER_CONFIG=SHORT_SESSION, CONCURRENCY=16)
+
+    def start() -> ConsumerProcess:
+        return consumers.start(servers, topic, record, group=group, env=env)
+
+    running = [start() for _ in range(3)]
+    producer = PacedProducer(servers, topic, rate=500, minimum=8_000, extra=SLOW_SOME).start()
+    paced_producers.append(producer)
+    rng = random.Random()
+    for _ in range(rounds):
+        time.sleep(rng.uniform(2.0, 3.0))
+        wait_for(lambda: read_records(record), timeout=60, what="a handled message", interval=0.2)
+        slot = rng.randrange(len(running))
+        running[slot].send(signal.SIGKILL)
+        assert running[slot].wait(10) == -signal.SIGKILL
+        running[slot] = start()
+    produced = producer.stop()
+    wanted = set(range(produced))
+    wait_for(lambda: wanted <= handled_ids(record), timeout=120, what="every produced id to be handled", interval=1)
+    for process in running:
+        process.send(signal.SIGTERM)
+    for process in running:
+        assert process.wait(30) == 0, process.output()
+    records = [r for r in read_records(record) if r.kind == "topic"]
+    return records, len(wanted - {r.id for r in records}), produced
+
+
+def test_sigkilled_concurrent_consumers_lose_nothing_and_the_metadata_spares_most_duplicates(
+    kafka_broker, make_topic, group_id, tmp_path, consumers, paced_producers
+):
+    servers = kafka_broker.bootstrap_servers
+    found = {}
+    for name, extra in (("with-metadata", ""), ("without-metadata", WITHOUT_METADATA)):
+        topic = make_topic(partitions=6, suffix=name)
+        records, lost, produced = sigkill_chaos(
+            servers, topic, f"{group_id}-{name}", tmp_path, consumers, paced_producers, extra
+        )
+        found[name] = (duplicates(records), lost)
+        report_figures(
+            f"FIGURES concurrency sigkill CONCURRENCY=16 {name}: produced={produced} "
+            f"duplicates={found[name][0]} lost={lost}"
+        )
+    assert found["with-metadata"][1] == 0 and found["without-metadata"][1] == 0
+    assert found["with-metadata"][0] < found["without-metadata"][0], found
+
+
+def test_a_rolling_sigterm_with_messages_in_flight_handles_every_message_exactly_once(
+    kafka_broker, make_topic, group_id, tmp_path, consumers, paced_producers
+):
+    servers = kafka_broker.bootstrap_servers
+    topic = make_topic(partitions=6)
+    record = tmp_path / "records.txt"
+    env = settings_env(tmp_path, CONCURRENCY=16)
+
+    def start() -> ConsumerProcess:
+        return consumers.start(servers, topic, record, group=group_id, env=env)
+
+    running = [start() for _ in range(3)]
+    producer = PacedProducer(servers, topic, rate=400, extra=SLOW_SOME).start()
+    paced_producers.append(producer)
+    wait_for(lambda: stable_split(servers, group_id, topic, 3, 6), timeout=60, what="three members", interval=0.5)
+    stop_seconds = []
+    for slot in range(len(running)):
+        old = running[slot]
+        old.send(signal.SIGTERM)
+        signalled = time.monotonic()
+        assert old.wait(30) == 0, old.output()
+        stop_seconds.append(time.monotonic() - signalled)
+        running[slot] = start()
+        wait_for(lambda: stable_split(servers, group_id, topic, 3, 6), timeout=60, what="three members", interval=0.5)
+    produced = producer.stop()
+    wanted = set(range(produced))
+    wait_for(lambda: wanted <= handled_ids(record), timeout=90, what="every produced id to be handled", interval=0.5)
+    for process in running:
+        process.send(signal.SIGTERM)
+    for process in running:
+        assert process.wait(30) == 0, process.output()
+    records = [r for r in read_records(record) if r.kind == "topic"]
+    lost = len(wanted - {r.id for r in records})
+    report_figures(
+        f"FIGURES concurrency rolling-sigterm CONCURRENCY=16: produced={produced} duplicates={duplicates(records)} "
+        f"lost={lost} (stopped {', '.join(f'{s:.1f}s' for s in stop_seconds)} after SIGTERM)"
+    )
+    assert lost == 0
+    assert duplicates(records) == 0
+
+
+def test_a_member_joining_while_messages_are_in_flight_loses_none(
+    kafka_broker, make_topic, group_id, tmp_path, consumers, paced_producers
+):
+    servers = kafka_broker.bootstrap_servers
+    topic = make_topic(partitions=6)
+    record = tmp_path / "records.txt"
+    env = settings_env(tmp_path, CONCURRENCY=8)
+    first = consumers.start(servers, topic, record, group=group_id, env=env)
+    producer = PacedProducer(servers, topic, rate=300, extra={"sleep": 0.05}).start()
+    paced_producers.append(producer)
+    wait_for(lambda: len(read_records(record)) > 50, timeout=60, what="messages in flight", interval=0.2)
+    second = consumers.start(servers, topic, record, group=group_id, env=env)
+    wait_for(lambda: stable_split(servers, group_id, topic, 2, 6), timeout=60, what="two members", interval=0.5)
+    time.sleep(2)  # let both members run messages side by side for a while
+    produced = producer.stop()
+    wanted = set(range(produced))
+    wait_for(lambda: wanted <= handled_ids(record), timeout=90, what="every produced id to be handled", interval=0.5)
+    for process in (first, second):
+        process.send(signal.SIGTERM)
+    for process in (first, second):
+        assert process.wait(30) == 0, process.output()
+    records = [r for r in read_records(record) if r.kind == "topic"]
+    lost = len(wanted - {r.id for r in records})
+    report_figures(
+        f"FIGURES concurrency rebalance-in-flight CONCURRENCY=8: produced={produced} "
+        f"duplicates={duplicates(records)} lost={lost}"
+    )
+    assert lost == 0
+
+
+def test_sigterm_with_sixteen_twenty_millisecond_receivers_in_flight_exits_within_seconds(
+    kafka_broker, make_topic, group_id, tmp_path, consumers
+):
+    servers = kafka_broker.bootstrap_servers
+    topic = make_topic(partitions=2)
+    record = tmp_path / "records.txt"
+    produce(servers, topic, [{"id": i, "sleep": 0.02} for i in range(3000)])
+    process = consumers.start(servers, topic, record, group=group_id, env=settings_env(tmp_path, CONCURRENCY=16))
+    wait_for(lambda: len(read_records(record)) > 200, timeout=60, what="messages in flight", interval=0.2)
+    process.send(signal.SIGTERM)
+    signalled = time.monotonic()
+    assert process.wait(20) == 0, process.output()
+    seconds = time.monotonic() - signalled
+    handled = len(read_records(record))
+    report_figures(f"FIGURES concurrency sigterm-exit CONCURRENCY=16 receiver=20ms: exit {seconds:.1f}s after SIGTERM")
+    assert handled < 3000, "the SIGTERM came after the backlog was done"
+    # The final commit covers exactly what was handled: each partition's watermark plus the finished offsets above it.
+    records = read_records(record)
+    for partition, (offset, metadata) in committed_metadata(servers, group_id, topic, 2).items():
+        mine = {r.offset for r in records if r.partition == partition}
+        assert mine == set(range(offset)) | decode_metadata(offset, metadata), partition

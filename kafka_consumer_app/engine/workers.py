@@ -45,6 +45,8 @@ WORKER_WAIT = 0.2
 REVOKE_DRAIN_TIMEOUT = 10.0
 #: On shutdown, how long the in-flight messages may run before the final commit.
 SHUTDOWN_DRAIN_TIMEOUT = 10.0
+#: A partition also pauses when its watermark is this many times MAX_QUEUED behind the newest offset taken.
+SPAN_FACTOR = 10
 #: How long the loop's poll waits while a partition is paused, so that it resumes soon after workers catch up.
 PAUSED_POLL_TIMEOUT = 0.05
 
@@ -113,8 +115,9 @@ class Workers:
             if not tracker.take(location.offset):
                 self._changed.add(partition)  # finished before the last commit: nothing runs, the watermark moves
                 return
+            spread = tracker.span
         self.scheduler.put(Work(partition, location.offset, raw.key(), Job(raw, location)))
-        if partition not in self._paused and self.scheduler.queued(partition) >= self._config.concurrency.max_queued:
+        if partition not in self._paused and self._full(partition, spread):
             self._pause(client, partition)
 
     def after_batch(self, client: Consumer) -> None:
@@ -122,7 +125,12 @@ class Workers:
         if self.fatal is not None:
             raise self.fatal
         for partition in list(self._paused):
-            if self.scheduler.queued(partition) <= self._config.concurrency.max_queued // 2:
+            with self._lock:
+                tracker = self._offsets.get(partition)
+                spread = tracker.span if tracker is not None else 0
+            if self.scheduler.queued(partition) <= self._config.concurrency.max_queued // 2 and not self._full(
+                partition, spread, queued=False
+            ):
                 self._resume(client, partition)
         self.store(client)
 
@@ -209,6 +217,15 @@ class Workers:
             tracker.finish(offset)
             self._changed.add(partition)
             self._progress.stored()
+
+    def _full(self, partition: int, spread: int, queued: bool = True) -> bool:
+        """
+        Whether the partition must pause: ``MAX_QUEUED`` messages unfinished, or its watermark that far
+        behind the newest offset taken (a retrying key holds the watermark while the other keys finish, and
+        the finished offsets above it must stay few enough to encode and to keep).
+        """
+        bound = self._config.concurrency.max_queued
+        return (queued and self.scheduler.queued(partition) >= bound) or spread >= SPAN_FACTOR * bound
 
     def _tracker(self, partition: int, first: int) -> PartitionOffsets:
         committed = self._committed.pop(partition, None)

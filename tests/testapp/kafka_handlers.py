@@ -3,7 +3,8 @@ Receivers used by ``consume_events`` subprocesses in the tests.
 
 ``TESTAPP_TOPIC`` names the topic to receive, ``TESTAPP_RECORD`` the file that every handled
 message is appended to, one line each: ``pid partition offset id``. The message value
-(JSON) steers the receiver: ``{"id": 7, "sleep": 0.5, "fail": true}``.
+(JSON) steers the receiver: ``{"id": 7, "sleep": 0.5, "fail": true}``; with ``"slow_every": 40`` and
+``"slow": 0.5``, every 40th id also sleeps half a second.
 Lines are written with one ``O_APPEND`` write each, so several processes can share the file.
 
 Two more switches, off unless set to ``1``: ``TESTAPP_RECORD_STARTS`` also records a ``started``
@@ -67,6 +68,8 @@ def behave(message):
     value = message.value if isinstance(message.value, dict) else {}
     if value.get("sleep"):
         time.sleep(float(value["sleep"]))
+    if value.get("slow_every") and int(value.get("id") or 0) % int(value["slow_every"]) == 0:
+        time.sleep(float(value["slow"]))
     if value.get("fail"):
         raise RuntimeError(f"message {value.get('id')} asked to fail")
     if value.get("fail_times"):
