@@ -17,8 +17,13 @@ from collections import defaultdict
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from django.core.management import call_command
+from prometheus_client import generate_latest
 
+from kafka_consumer_app.engine.consumer import EventConsumer, RunOptions
+from kafka_consumer_app.engine.hooks import ConsumerHooks, WorkersState
 from kafka_consumer_app.engine.tracking import decode_metadata
+from kafka_consumer_app.observers.metrics import ConsumerMetrics
+from kafka_consumer_app.settings.topics import get_topic_config
 from kafka_consumer_app.signals import topic_signal
 
 from .kafka_utils import (
@@ -288,3 +293,92 @@ def test_sigterm_with_sixteen_twenty_millisecond_receivers_in_flight_exits_withi
     for partition, (offset, metadata) in committed_metadata(servers, group_id, topic, 2).items():
         mine = {r.offset for r in records if r.partition == partition}
         assert mine == set(range(offset)) | decode_metadata(offset, metadata), partition
+
+
+# -- failures hold back only their key, the watchdog watches workers, and what operators see ------
+
+
+def test_a_key_that_fails_and_retries_does_not_delay_the_other_keys_of_its_partition(
+    kafka_settings, kafka_broker, make_topic, connect
+):
+    topic = make_topic(partitions=1)
+    configure(kafka_settings, topic, CONCURRENCY=4, RETRY={"ATTEMPTS": 3, "INITIAL_BACKOFF": 1.0, "JITTER": 0})
+    tries: list[float] = []
+    others: dict[int, float] = {}
+
+    def receiver(sender, message, **kwargs):
+        if message.key == "bad":
+            tries.append(time.monotonic())
+            if len(tries) < 3:
+                raise ConnectionError("the service behind this key is down")
+            return
+        others[message.offset] = time.monotonic()
+
+    connect(topic, receiver)
+    keys = ["bad"] + [f"good-{index % 7}" for index in range(1, 60)]
+    produce(kafka_broker.bootstrap_servers, topic, [{"n": i} for i in range(60)], key=lambda index: keys[index])
+
+    call_command("consume_events", topic=topic, max_messages=60)
+
+    assert len(tries) == 3 and len(others) == 59
+    assert max(others.values()) < tries[1], "the other keys waited for the failing key's retry"
+    # Measured from the failing key's first try: the other 59 messages were fetched with it.
+    latencies = sorted(at - tries[0] for at in others.values())
+    report_figures(
+        f"FIGURES concurrency retrying-key: the other keys' 59 messages finished "
+        f"p50={latencies[len(latencies) // 2]:.3f}s max={latencies[-1]:.3f}s after the failing key's first try; "
+        "its retries came at "
+        f"+{tries[1] - tries[0]:.2f}s and +{tries[2] - tries[0]:.2f}s"
+    )
+    assert committed(kafka_broker.bootstrap_servers, kafka_settings.KAFKA_CONSUMER["GROUP_ID"], topic, 1) == {0: 60}
+
+
+def test_the_watchdog_names_the_worker_thread_and_the_message_of_a_stalled_receiver(
+    kafka_settings, kafka_broker, make_topic, connect, caplog
+):
+    topic = make_topic(partitions=1)
+    configure(kafka_settings, topic, CONCURRENCY=3, HANDLER_SOFT_TIMEOUT=0.5)
+
+    def receiver(sender, message, **kwargs):
+        if message.value["n"] == 1:
+            time.sleep(1.6)
+
+    connect(topic, receiver)
+    produce(kafka_broker.bootstrap_servers, topic, [{"n": i} for i in range(3)])
+
+    with caplog.at_level("WARNING", logger="kafka_consumer_app.engine.watchdog"):
+        call_command("consume_events", topic=topic, max_messages=3)
+
+    stalled = [r.getMessage() for r in caplog.records if "soft limit" in r.getMessage()]
+    assert stalled, "the watchdog did not report the stalled worker"
+    assert f"{topic}[0]@1 (thread kafka-consumer-worker-" in stalled[0]
+    assert "time.sleep(1.6)" in stalled[0], "the stack of the worker thread is missing"
+
+
+def test_the_progress_line_and_the_metrics_report_the_workers(
+    kafka_settings, kafka_broker, make_topic, connect, caplog
+):
+    topic = make_topic(partitions=2)
+    configure(kafka_settings, topic, CONCURRENCY=4)
+    kafka_settings.KAFKA_CONSUMER = {**kafka_settings.KAFKA_CONSUMER, "PROGRESS_INTERVAL": 0.5}
+    connect(topic, lambda sender, message, **kwargs: time.sleep(0.05))  # 200 of them take 2.5 s on 4 threads
+    produce(kafka_broker.bootstrap_servers, topic, [{"n": i} for i in range(200)])
+    metrics = ConsumerMetrics(topic)
+    states: list[WorkersState] = []
+
+    class Recording(ConsumerHooks):
+        def after_workers(self, consumer, state):
+            states.append(state)
+
+    config = get_topic_config(topic)
+    with caplog.at_level("INFO", logger="kafka_consumer_app.engine.progress"):
+        EventConsumer(config, RunOptions(max_messages=200), hooks=[metrics, Recording()]).run()
+
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Processed ")]
+    assert any("workers " in line and "of 4 busy" in line and "utilised" in line for line in lines), lines
+    assert states and all(state.threads == 4 for state in states)
+    assert any(state.in_flight > 0 for state in states), "no state saw a message in flight"
+    text = generate_latest(metrics.registry).decode()
+    assert f'kafka_consumer_worker_threads{{topic="{topic}"}} 4.0' in text
+    busy = [line for line in text.splitlines() if line.startswith("kafka_consumer_worker_busy_seconds_total")]
+    assert busy and float(busy[0].split()[-1]) > 0

@@ -129,6 +129,7 @@ class EventConsumer:
         #: The worker threads, with CONCURRENCY above 1; None runs every message on the loop's thread.
         self.workers = self._make_workers() if config.concurrency.concurrency > 1 else None
         self._last_message_at = time.monotonic()
+        self._workers_reported_at = 0.0
 
     def _make_workers(self) -> Workers:
         """The workers, wired in: they finish offsets, the commits commit their watermarks, rebalances drain them."""
@@ -137,6 +138,7 @@ class EventConsumer:
         workers.outcomes = self.outcomes
         self.commits.offsets_to_commit = workers.offsets
         self.rebalance.work = workers
+        self.progress.workers_state = workers.state
         return workers
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -299,6 +301,9 @@ class EventConsumer:
                 continue
             workers.take_in(client, raw)
         workers.after_batch(client)
+        if "after_workers" in self.emitter.wanted and time.monotonic() >= self._workers_reported_at + 1.0:
+            self._workers_reported_at = time.monotonic()
+            self.emitter.emit("after_workers", workers.state())
         self.progress.report()
         self.topic_watch.check_still_exists(client)
 

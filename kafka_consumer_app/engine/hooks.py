@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -32,6 +33,36 @@ DEAD_LETTERED = "dead_lettered"
 SKIPPED = "skipped"
 FAILED = "failed"
 OUTCOMES = (HANDLED, RETRIED, DEAD_LETTERED, SKIPPED, FAILED)
+
+
+@dataclass(frozen=True)
+class WorkersState:
+    """What the worker threads of CONCURRENCY above 1 are doing: what ``after_workers`` hooks get."""
+
+    #: Worker threads.
+    threads: int
+    #: Messages in a receiver now.
+    in_flight: int
+    #: Per partition, messages taken in and not finished (queued, running or waiting for a retry).
+    queued: dict[int, int]
+    #: Per partition, how far the committed watermark is behind the highest finished offset.
+    behind: dict[int, int]
+    #: Seconds the worker threads spent in receivers since they started, all threads together.
+    busy_seconds: float
+    #: Partitions paused because they reached MAX_QUEUED (or their watermark is that far behind).
+    paused: frozenset[int] = field(default_factory=frozenset)
+
+    def describe(self, utilisation: float) -> str:
+        """The progress line's part about the workers, with their ``utilisation`` (0 to 1) over its interval."""
+        return (
+            f"workers {self.in_flight} of {self.threads} busy, {utilisation:.0%} utilised; queued "
+            f"{sum(self.queued.values())} ({_by_partition(self.queued)}); watermark behind by "
+            f"{_by_partition(self.behind)}; paused {', '.join(map(str, sorted(self.paused))) or 'none'}"
+        )
+
+
+def _by_partition(values: dict[int, int]) -> str:
+    return ", ".join(f"partition {number}: {value}" for number, value in sorted(values.items()) if value) or "none"
 
 
 class ConsumerView(Protocol):
@@ -92,6 +123,9 @@ class ConsumerHooks:
     def after_topic_missing(self, consumer: ConsumerView, missing: bool) -> None:
         """Called when a broker said the topic does not exist (``missing``; the consumer exits unless it
         reappears within seconds), and when it was found again (not ``missing``)."""
+
+    def after_workers(self, consumer: ConsumerView, state: WorkersState) -> None:
+        """Called about once a second with what the worker threads do (CONCURRENCY above 1 only)."""
 
     def after_stop(self, consumer: ConsumerView) -> None:
         """Called once the loop ended, cleanly or not, before the client is closed."""

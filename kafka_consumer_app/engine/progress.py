@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kafka_consumer_app.engine.hooks import WorkersState
 from kafka_consumer_app.engine.stats import total_lag
 from kafka_consumer_app.settings.topics import TopicConfig
 
@@ -45,6 +46,9 @@ class Progress:
         self._count = 0
         #: librdkafka's latest statistics, when enabled.
         self.latest_stats: dict[str, Any] | None = None
+        #: With CONCURRENCY above 1, what the workers do, for the progress line.
+        self.workers_state: Callable[[], WorkersState] | None = None
+        self._busy_seconds = 0.0
 
     def restart(self) -> None:
         """Start the first interval now (once subscribed), not at construction."""
@@ -74,7 +78,7 @@ class Progress:
         summary = self.summary
         logger.info(
             "Processed %d messages of %s (group %s) in the last %.0fs (%.1f/s), %d since start "
-            "(%d handled, %d dead-lettered, %d skipped, %d retries); total lag %s.",
+            "(%d handled, %d dead-lettered, %d skipped, %d retries); total lag %s%s.",
             self._count,
             self._config.kafka_topic,
             self._config.group_id,
@@ -86,9 +90,18 @@ class Progress:
             summary.skipped,
             summary.retried,
             "unknown" if lag is None else lag,
+            self._workers_part(elapsed),
         )
         self._at = now
         self._count = 0
+
+    def _workers_part(self, elapsed: float) -> str:
+        """``; workers ...`` with CONCURRENCY above 1, their utilisation over the interval; empty otherwise."""
+        if self.workers_state is None:
+            return ""
+        state = self.workers_state()
+        busy, self._busy_seconds = state.busy_seconds - self._busy_seconds, state.busy_seconds
+        return "; " + state.describe(min(1.0, busy / (state.threads * elapsed)) if elapsed > 0 else 0.0)
 
     def log_stopped(self) -> None:
         """The run's last line: what it did and why it stopped."""

@@ -26,7 +26,7 @@ from django.db import connections
 from kafka_consumer_app.engine.db import OldConnectionCloser
 from kafka_consumer_app.engine.delivery import Delivery
 from kafka_consumer_app.engine.dispatch import ReceiverFailure
-from kafka_consumer_app.engine.hooks import HANDLED, HookEmitter
+from kafka_consumer_app.engine.hooks import HANDLED, HookEmitter, WorkersState
 from kafka_consumer_app.engine.outcomes import Outcomes
 from kafka_consumer_app.engine.policy import Decision, FailurePolicy, Retry
 from kafka_consumer_app.engine.progress import Progress, RunSummary
@@ -92,6 +92,8 @@ class Workers:
         self._lock = threading.Lock()  # the trackers, _changed and the summary's counters
         self._deciding = threading.Lock()  # the failure policy (its circuit breaker) and what carries it out
         self._threads: list[threading.Thread] = []
+        #: Seconds each worker spent in receivers (each worker adds to its own entry: no lock).
+        self._busy = [0.0] * config.concurrency.concurrency
         #: The error a worker stopped on; the loop raises it after the batch.
         self.fatal: BaseException | None = None
 
@@ -99,8 +101,10 @@ class Workers:
 
     def start(self) -> None:
         """Start the worker threads."""
-        for number in range(1, self._config.concurrency.concurrency + 1):
-            thread = threading.Thread(target=self._work, name=f"kafka-consumer-worker-{number}", daemon=True)
+        for index in range(self._config.concurrency.concurrency):
+            thread = threading.Thread(
+                target=self._work, args=(index,), name=f"kafka-consumer-worker-{index + 1}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -141,6 +145,23 @@ class Workers:
     def busy(self) -> bool:
         """Whether messages are queued, running or waiting for a retry (the consumer is not idle)."""
         return any(self.scheduler.snapshot().values())
+
+    def state(self) -> WorkersState:
+        """What the workers are doing now."""
+        with self._lock:
+            behind = {
+                number: tracker.highest_finished - tracker.watermark + 1
+                for number, tracker in self._offsets.items()
+                if tracker.highest_finished is not None and tracker.highest_finished >= tracker.watermark
+            }
+        return WorkersState(
+            threads=len(self._busy),
+            in_flight=self.scheduler.running(),
+            queued=self.scheduler.snapshot(),
+            behind=behind,
+            busy_seconds=sum(self._busy),
+            paused=frozenset(self._paused),
+        )
 
     def store(self, client: Consumer) -> None:
         """Store the watermark and metadata of every partition whose watermark may have moved."""
@@ -250,10 +271,11 @@ class Workers:
 
     # -- a worker thread -------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
         """A worker thread: run messages until the scheduler closes or a message is fatal."""
         slot = self._watchdog.slot()
         close_old_connections = OldConnectionCloser()
+        busy = self._busy
         try:
             while self.fatal is None:
                 work = self.scheduler.take(WORKER_WAIT)
@@ -261,7 +283,9 @@ class Workers:
                     if self.scheduler.closed:
                         return
                     continue
+                started = time.perf_counter()
                 self._run(work, slot, close_old_connections)
+                busy[index] += time.perf_counter() - started
         except BaseException as error:  # a bug or a fatal decision: the loop raises it after its batch
             self.fatal = self.fatal or error
         finally:

@@ -20,6 +20,17 @@ with the Kafka topic (``TOPIC_PREFIX`` included) and named ``kafka_consumer_*``:
 ``kafka_consumer_commit_failures_total{topic}``
     Synchronous commits (on revoke and shutdown) that failed.
 
+With ``CONCURRENCY`` above 1, about once a second:
+
+``kafka_consumer_in_flight{topic}``
+    Messages in a receiver now.
+``kafka_consumer_queued{topic, partition}``
+    Messages of the partition taken in and not finished: queued, running or waiting for a retry.
+``kafka_consumer_watermark_behind{topic, partition}``
+    How far the committed watermark is behind the highest finished offset of the partition.
+``kafka_consumer_worker_threads{topic}`` and ``kafka_consumer_worker_busy_seconds_total{topic}``
+    The worker threads, and the seconds they spent in receivers: ``rate(busy) / threads`` is their utilisation.
+
 The process collector adds the usual ``process_*`` series (memory, CPU, open files).
 """
 
@@ -30,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
-from kafka_consumer_app.engine.hooks import DEAD_LETTERED, HANDLED, OUTCOMES, SKIPPED, ConsumerHooks
+from kafka_consumer_app.engine.hooks import DEAD_LETTERED, HANDLED, OUTCOMES, SKIPPED, ConsumerHooks, WorkersState
 from kafka_consumer_app.engine.stats import partition_lags
 
 if TYPE_CHECKING:
@@ -95,6 +106,32 @@ class ConsumerMetrics(ConsumerHooks):
             ["topic"],
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "kafka_consumer_in_flight", "Messages in a receiver now.", ["topic"], registry=self.registry
+        )
+        self.queued = Gauge(
+            "kafka_consumer_queued",
+            "Messages of the partition taken in and not finished: queued, running or waiting for a retry.",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.watermark_behind = Gauge(
+            "kafka_consumer_watermark_behind",
+            "How far the committed watermark is behind the highest finished offset of the partition.",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.worker_threads = Gauge(
+            "kafka_consumer_worker_threads", "Worker threads (CONCURRENCY).", ["topic"], registry=self.registry
+        )
+        self.worker_busy = Counter(
+            "kafka_consumer_worker_busy_seconds",
+            "Seconds the worker threads spent in receivers, all threads together.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self._busy_seconds = 0.0
+        self._worker_partitions: set[int] = set()
         ProcessCollector(registry=self.registry)
         # Series that exist from the start read 0 rather than missing, so rate() and alerts work at once.
         # The children are resolved once: labels() takes a lock and a lookup, on every message otherwise.
@@ -142,6 +179,21 @@ class ConsumerMetrics(ConsumerHooks):
     def after_commit_failed(self, consumer: ConsumerView, error: KafkaError | Exception) -> None:
         """Count the failed commit."""
         self._commit_failures.inc()
+
+    def after_workers(self, consumer: ConsumerView, state: WorkersState) -> None:
+        """Set the workers' gauges; drop the partitions' series that are no longer queued or behind."""
+        self.in_flight.labels(self.topic).set(state.in_flight)
+        self.worker_threads.labels(self.topic).set(state.threads)
+        self.worker_busy.labels(self.topic).inc(max(0.0, state.busy_seconds - self._busy_seconds))
+        self._busy_seconds = state.busy_seconds
+        partitions = set(state.queued) | set(state.behind)
+        for partition in self._worker_partitions - partitions:
+            self.queued.remove(self.topic, str(partition))
+            self.watermark_behind.remove(self.topic, str(partition))
+        for partition in partitions:
+            self.queued.labels(self.topic, str(partition)).set(state.queued.get(partition, 0))
+            self.watermark_behind.labels(self.topic, str(partition)).set(state.behind.get(partition, 0))
+        self._worker_partitions = partitions
 
     def _forget_lag(self, partition: int) -> None:
         if partition in self._lag_partitions:
