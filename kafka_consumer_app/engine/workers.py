@@ -43,8 +43,6 @@ logger = logging.getLogger(__name__)
 WORKER_WAIT = 0.2
 #: On revoke, how long the in-flight messages of the revoked partitions may run before their offsets are committed.
 REVOKE_DRAIN_TIMEOUT = 10.0
-#: On shutdown, how long the in-flight messages may run before the final commit.
-SHUTDOWN_DRAIN_TIMEOUT = 10.0
 #: A partition also pauses when its watermark is this many times MAX_QUEUED behind the newest offset taken.
 SPAN_FACTOR = 10
 #: How long the loop's poll waits while a partition is paused, so that it resumes soon after workers catch up.
@@ -214,9 +212,15 @@ class Workers:
                 self._paused.discard(number)
 
     def stop(self) -> bool:
-        """Take nothing new; let the in-flight messages finish (for a while); return whether they did."""
+        """
+        Take nothing new; let the in-flight messages finish; return whether they did.
+
+        They may run as long as the sequential engine's message in hand may, ``HANDLER_HARD_TIMEOUT``
+        (the watchdog ends the process then), so the manifests' grace period covers them too.
+        """
         self.scheduler.close()
-        deadline = time.monotonic() + SHUTDOWN_DRAIN_TIMEOUT
+        timeout = self._config.failure.hard_timeout
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         stuck = [thread.name for thread in self._threads if thread.is_alive()]
@@ -224,7 +228,7 @@ class Workers:
             logger.warning(
                 "Receivers still running on %s after %.0fs; their messages are not committed and will be redelivered.",
                 ", ".join(stuck),
-                SHUTDOWN_DRAIN_TIMEOUT,
+                timeout,
             )
         return not stuck
 

@@ -195,9 +195,10 @@ def termination_grace_period(poll_timeout: float, hard_timeout: float) -> int:
     """
     Seconds Kubernetes waits after SIGTERM before SIGKILL.
 
-    On SIGTERM the consumer finishes the message in hand (a receiver runs at most
-    ``HANDLER_HARD_TIMEOUT``: the watchdog ends it then), notices the stop within one poll,
-    commits and leaves the group. The grace period covers all of it plus a margin.
+    On SIGTERM the consumer finishes the message in hand, or with CONCURRENCY above 1 the
+    messages in flight (a receiver runs at most ``HANDLER_HARD_TIMEOUT``: the watchdog ends
+    it then), notices the stop within one poll, commits and leaves the group. The grace
+    period covers all of it plus a margin.
     """
     return math.ceil(poll_timeout + hard_timeout + SHUTDOWN_MARGIN)
 
