@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 WORKER_WAIT = 0.2
 #: On revoke, how long the in-flight messages of the revoked partitions may run before their offsets are committed.
 REVOKE_DRAIN_TIMEOUT = 10.0
+#: Seconds between two stores of the watermarks (librdkafka commits what is stored every auto.commit.interval.ms).
+STORE_INTERVAL = 0.2
 #: A partition also pauses when its watermark is this many times MAX_QUEUED behind the newest offset taken.
 SPAN_FACTOR = 10
 #: How long the loop's poll waits while a partition is paused, so that it resumes soon after workers catch up.
@@ -92,6 +94,7 @@ class Workers:
         self._threads: list[threading.Thread] = []
         #: Seconds each worker spent in receivers (each worker adds to its own entry: no lock).
         self._busy = [0.0] * config.concurrency.concurrency
+        self._store_at = 0.0
         #: The error a worker stopped on; the loop raises it after the batch.
         self.fatal: BaseException | None = None
 
@@ -126,6 +129,10 @@ class Workers:
         """Raise a worker's fatal error; resume partitions that caught up; store the watermarks."""
         if self.fatal is not None:
             raise self.fatal
+        now = time.monotonic()
+        if now >= self._store_at:  # the metadata's encoding costs up to a millisecond: not after every batch
+            self._store_at = now + STORE_INTERVAL
+            self.store(client)
         for partition in list(self._paused):
             with self._lock:
                 tracker = self._offsets.get(partition)
@@ -134,7 +141,6 @@ class Workers:
                 partition, spread, queued=False
             ):
                 self._resume(client, partition)
-        self.store(client)
 
     def poll_timeout(self, timeout: float) -> float:
         """How long the loop's poll may wait: briefly while a partition is paused, so it resumes in time."""
