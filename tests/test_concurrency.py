@@ -17,6 +17,7 @@ from collections import defaultdict
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from prometheus_client import generate_latest
 
 from kafka_consumer_app.engine.consumer import EventConsumer, RunOptions
@@ -148,8 +149,8 @@ WITHOUT_METADATA = (
     "\nfrom kafka_consumer_app.engine import tracking\n"
     'tracking.PartitionOffsets.metadata = lambda self, max_bytes=0: ""\n'
 )
-#: Every 40th message takes half a second: the watermark waits for it while the others finish above it.
-SLOW_SOME = {"sleep": 0.005, "slow_every": 40, "slow": 0.5}
+#: Every 100th message takes two seconds: the watermark waits for it while the others finish above it.
+SLOW_SOME = {"sleep": 0.005, "slow_every": 100, "slow": 2.0}
 
 
 def sigkill_chaos(servers, topic, group, directory, consumers, paced_producers, extra, rounds=4):
@@ -182,23 +183,94 @@ def sigkill_chaos(servers, topic, group, directory, consumers, paced_producers, 
     return records, len(wanted - {r.id for r in records}), produced
 
 
-def test_sigkilled_concurrent_consumers_lose_nothing_and_the_metadata_spares_most_duplicates(
+def test_sigkilled_and_restarted_concurrent_consumers_lose_no_message(
     kafka_broker, make_topic, group_id, tmp_path, consumers, paced_producers
+):
+    servers = kafka_broker.bootstrap_servers
+    topic = make_topic(partitions=6)
+    records, lost, produced = sigkill_chaos(servers, topic, group_id, tmp_path, consumers, paced_producers, "")
+    report_figures(
+        f"FIGURES concurrency sigkill CONCURRENCY=16 chaos: produced={produced} duplicates={duplicates(records)} "
+        f"lost={lost}"
+    )
+    assert lost == 0
+
+
+def killed_once(servers, topic, group, directory, consumers, extra):
+    """One CONCURRENCY=16 consumer SIGKILLed after 3,000 messages, then a second one to the end; records, lost."""
+    record = directory / f"records-{group}.txt"
+    env = settings_env(
+        directory,
+        extra=extra,
+        CONCURRENCY=16,
+        CONSUMER_CONFIG={**SHORT_SESSION, "auto.commit.interval.ms": 200},
+    )
+    first = consumers.start(servers, topic, record, group=group, env=env)
+    wait_for(lambda: len(read_records(record)) >= 3_000, timeout=120, what="3,000 handled messages", interval=0.05)
+    first.send(signal.SIGKILL)
+    assert first.wait(10) == -signal.SIGKILL
+    second = consumers.start(servers, topic, record, group=group, env=env)
+    wait_for(lambda: set(range(8_000)) <= handled_ids(record), timeout=180, what="every message", interval=0.5)
+    second.send(signal.SIGTERM)
+    assert second.wait(30) == 0, second.output()
+    records = [r for r in read_records(record) if r.kind == "topic"]
+    return records, len(set(range(8_000)) - {r.id for r in records})
+
+
+def test_after_a_sigkill_the_finished_offsets_in_the_metadata_are_not_run_again(
+    kafka_broker, make_topic, group_id, tmp_path, consumers
 ):
     servers = kafka_broker.bootstrap_servers
     found = {}
     for name, extra in (("with-metadata", ""), ("without-metadata", WITHOUT_METADATA)):
-        topic = make_topic(partitions=6, suffix=name)
-        records, lost, produced = sigkill_chaos(
-            servers, topic, f"{group_id}-{name}", tmp_path, consumers, paced_producers, extra
-        )
-        found[name] = (duplicates(records), lost)
+        topic = make_topic(partitions=2, suffix=name)
+        produce(servers, topic, [{"id": i, **SLOW_SOME} for i in range(8_000)])
+        records, lost = killed_once(servers, topic, f"{group_id}-{name}", tmp_path, consumers, extra)
+        found[name] = duplicates(records)
         report_figures(
-            f"FIGURES concurrency sigkill CONCURRENCY=16 {name}: produced={produced} "
-            f"duplicates={found[name][0]} lost={lost}"
+            f"FIGURES concurrency sigkill-restart CONCURRENCY=16 {name}: produced=8000 "
+            f"duplicates={found[name]} lost={lost}"
         )
-    assert found["with-metadata"][1] == 0 and found["without-metadata"][1] == 0
-    assert found["with-metadata"][0] < found["without-metadata"][0], found
+        assert lost == 0
+    assert found["with-metadata"] < found["without-metadata"], found
+
+
+def test_a_restart_skips_exactly_the_messages_the_committed_metadata_names(
+    kafka_settings, kafka_broker, make_topic, connect
+):
+    topic = make_topic(partitions=1)
+    configure(kafka_settings, topic, CONCURRENCY=4, ORDERING="none", FAILURE_POLICY="stop", RETRY={"ATTEMPTS": 1})
+    group = kafka_settings.KAFKA_CONSUMER["GROUP_ID"]
+    servers = kafka_broker.bootstrap_servers
+    runs: list[list[int]] = [[], []]
+    seen: list[bool] = []
+
+    def first_run(sender, message, **kwargs):
+        runs[0].append(message.value["n"])
+        if message.value["n"] == 0:
+            # Fail the lowest offset once the commit names the five above it as finished: the run stops there.
+            deadline = time.monotonic() + 30
+            while not committed_above_zero() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            seen.append(committed_above_zero())
+            raise RuntimeError("the first run stops on message 0")
+
+    def committed_above_zero() -> bool:
+        offset, metadata = committed_metadata(servers, group, topic, 1)[0]
+        return offset == 0 and decode_metadata(0, metadata) == {1, 2, 3, 4, 5}
+
+    connect(topic, first_run)
+    produce(servers, topic, [{"n": i} for i in range(6)], key=lambda index: None)
+    with pytest.raises(CommandError):
+        call_command("consume_events", topic=topic, max_messages=6)
+    topic_signal(topic).disconnect(first_run)
+    connect(topic, lambda sender, message, **kwargs: runs[1].append(message.value["n"]))
+
+    call_command("consume_events", topic=topic, max_messages=1, idle_timeout=5)
+
+    assert sorted(runs[0]) == [0, 1, 2, 3, 4, 5] and seen == [True]
+    assert runs[1] == [0], "the second run ran again messages the metadata names as finished"
+    assert committed(servers, group, topic, 1) == {0: 6}
 
 
 def test_a_rolling_sigterm_with_messages_in_flight_handles_every_message_exactly_once(

@@ -30,8 +30,8 @@ class PartitionWork(Protocol):
     def assigned(self, client: Consumer, partitions: Sequence[TopicPartition]) -> None:
         """Partitions were assigned (after any reset)."""
 
-    def revoking(self, partitions: Sequence[TopicPartition]) -> None:
-        """Partitions are being revoked: finish what runs of them, before their offsets are committed."""
+    def revoking(self, client: Consumer, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions are being revoked: finish what runs of them and store their offsets, before the commit."""
 
     def forget(self, partitions: Sequence[TopicPartition]) -> None:
         """Partitions are gone (revoked after the commit, or lost): drop what is left of them."""
@@ -83,7 +83,7 @@ class Rebalancing:
         """Commit handled offsets (the revoked partitions' among them) before librdkafka gives them up."""
         self._retries.forget(partitions, client)
         if self.work is not None:
-            self.work.revoking(partitions)
+            self.work.revoking(client, partitions)
         error = self._commits.commit_on_revoke(client)
         if self.work is not None:
             self.work.forget(partitions)

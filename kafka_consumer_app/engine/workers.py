@@ -193,11 +193,16 @@ class Workers:
                 finished = decode_metadata(position.offset, position.metadata)
                 self._committed[position.partition] = (position.offset, finished)
 
-    def revoking(self, partitions: Sequence[TopicPartition]) -> None:
-        """Drop the revoked partitions' queued messages and let their in-flight ones finish (for a while)."""
+    def revoking(self, client: Consumer, partitions: Sequence[TopicPartition]) -> None:
+        """
+        Drop the revoked partitions' queued messages, let their in-flight ones finish (for a while), and
+        store the watermarks: librdkafka commits the stored offsets of revoked partitions itself, after the
+        consumer's commit, so they must be the same offsets and metadata.
+        """
         numbers = {partition.partition for partition in partitions}
         self.scheduler.revoke(numbers)
-        if not self.scheduler.wait_for_running(numbers, REVOKE_DRAIN_TIMEOUT):
+        # After a fatal error (a Stop) the failed message stays running in the scheduler: nothing to wait for.
+        if self.fatal is None and not self.scheduler.wait_for_running(numbers, REVOKE_DRAIN_TIMEOUT):
             logger.warning(
                 "Messages of revoked partitions %s of %s still running after %.0fs; their offsets are not "
                 "committed, so their next owners handle them again.",
@@ -205,6 +210,7 @@ class Workers:
                 self._config.kafka_topic,
                 REVOKE_DRAIN_TIMEOUT,
             )
+        self.store(client)
 
     def forget(self, partitions: Sequence[TopicPartition]) -> None:
         """The partitions are gone (revoked after the commit, or lost): drop their queue and offsets."""
