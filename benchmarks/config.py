@@ -61,6 +61,8 @@ class Targets:
     scaling_efficiency: float = 0.8
     #: Process start to first message handled, at most (s).
     startup_s: float = 3.0
+    #: ORM throughput of a bulk_create batch receiver over the per-message ORM receiver's, at least.
+    batch_orm_ratio: float = 5.0
 
 
 TARGETS = Targets()

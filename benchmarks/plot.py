@@ -21,15 +21,15 @@ TARGET_STYLE: dict[str, Any] = {"color": "tab:red", "linestyle": "--", "linewidt
 
 
 def draw_throughput(axes: Axes, results: Results) -> None:
-    """Bars of the median msgs/s of (a), (b), (c), with min-max whiskers."""
+    """Bars of the median msgs/s of (a), (b), (c), (d), with min-max whiskers."""
     result = results.throughput
     assert result is not None
     summaries = [result.summary(key) for key, _ in VARIANTS]
     medians = [item.median for item in summaries]
     errors = [[m - item.minimum for m, item in zip(medians, summaries, strict=True)]]
     errors.append([item.maximum - m for m, item in zip(medians, summaries, strict=True)])
-    labels = ["(a) reference", "(b) no-op", "(c) ORM"]
-    axes.bar(labels, medians, yerr=errors, capsize=4, color=["tab:gray", "tab:blue", "tab:green"])
+    labels = ["(a) reference", "(b) no-op", "(c) ORM", "(d) ORM batch"]
+    axes.bar(labels, medians, yerr=errors, capsize=4, color=["tab:gray", "tab:blue", "tab:green", "tab:olive"])
     axes.axhline(medians[0] * TARGETS.noop_ratio, label=f"{TARGETS.noop_ratio:.0%} of (a)", **TARGET_STYLE)
     axes.set_title(f"Throughput, {result.messages:,} msgs")
     axes.set_ylabel("messages / s")

@@ -88,6 +88,11 @@ class Recorder:
         self.warmups = 0
         self.first_ns: int | None = None
         self.last_ns: int | None = None
+        #: Messages counted at ``first_ns`` (1, or the first batch's size): the rate's window starts after them.
+        self.first_count = 0
+        #: The process's CPU time (every thread) at the first message and when the expected count was reached.
+        self.cpu_first_ns: int | None = None
+        self.cpu_last_ns: int | None = None
         self.latencies_ns: list[int] = []
         self.from_broker_ns: list[int] = []
         self.times_ns: list[int] = []
@@ -109,15 +114,35 @@ class Recorder:
         now = time.monotonic_ns()
         self.count += 1
         if self.first_ns is None:
-            self.first_ns = now
-            self._mark_started()
+            self._first(now)
         self.last_ns = now
         if self._keep_times:
             self.times_ns.append(now)
         if self._process is not None and self.count in self._rss_at:
             self.rss[self.count] = self._process.memory_info().rss
         if self.count == self._expected:
-            self.write()
+            self._last()
+
+    def record_many(self, count: int) -> None:
+        """Note that ``count`` more measured messages were handled, now (a batch receiver)."""
+        now = time.monotonic_ns()
+        before = self.count
+        self.count += count
+        if self.first_ns is None:
+            self._first(now)
+        self.last_ns = now
+        if self._expected is not None and before < self._expected <= self.count:
+            self._last()
+
+    def _first(self, now: int) -> None:
+        self.first_ns = now
+        self.first_count = self.count
+        self.cpu_first_ns = time.process_time_ns()
+        self._mark_started()
+
+    def _last(self) -> None:
+        self.cpu_last_ns = time.process_time_ns()
+        self.write()
 
     def record_latency(self, latency_ns: int, from_broker_ns: int) -> None:
         """Record one measured message: its produce-to-receiver and its broker-append-to-receiver latency."""
@@ -140,6 +165,9 @@ class Recorder:
             "created_ns": self.created_ns,
             "first_ns": self.first_ns,
             "last_ns": self.last_ns,
+            "first_count": self.first_count,
+            "cpu_first_ns": self.cpu_first_ns,
+            "cpu_last_ns": self.cpu_last_ns,
             "rss": {str(count): value for count, value in sorted(self.rss.items())},
             "latencies_ns": self.latencies_ns,
             "from_broker_ns": self.from_broker_ns,

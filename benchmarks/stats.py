@@ -40,13 +40,19 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
-def rate(count: int, first_ns: int, last_ns: int) -> float:
+def rate(count: int, first_ns: int, last_ns: int, first_count: int = 1) -> float:
     """
     Messages per second between the first and the last handled message.
 
     ``count`` messages span ``count - 1`` intervals; the first message's own handling time is
-    outside the window, and so is everything before it (startup, group join, first fetch).
+    outside the window, and so is everything before it (startup, group join, first fetch). For a
+    batch receiver, ``first_count`` is the first batch's size: those messages are outside the window.
     """
-    if count < 2 or last_ns <= first_ns:
+    if count - first_count < 1 or last_ns <= first_ns:
         raise ValueError(f"need at least two messages over a positive time to compute a rate (got {count})")
-    return (count - 1) / ((last_ns - first_ns) / 1e9)
+    return (count - first_count) / ((last_ns - first_ns) / 1e9)
+
+
+def cpu_per_message_us(count: int, first_count: int, cpu_first_ns: int, cpu_last_ns: int) -> float:
+    """The process's CPU time (every thread) per message over the same window as :func:`rate`, in µs."""
+    return (cpu_last_ns - cpu_first_ns) / 1000 / max(count - first_count, 1)

@@ -61,6 +61,24 @@ class DeserializationError(Exception):
     """A message's key or value could not be decoded by the topic's deserializer."""
 
 
+class BatchFailed(Exception):
+    """
+    Raised by a ``batch_signal`` receiver: ``messages[index]`` failed with ``cause``.
+
+    The messages before ``index`` count as handled (their offsets are committed); ``messages[index]``
+    goes through the retry and dead-letter path alone; the messages after it come again in a new
+    batch once it is handled or given up. Any other exception fails the whole batch.
+    """
+
+    def __init__(self, index: int, cause: BaseException) -> None:
+        super().__init__(index, cause)
+        self.index = index
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return f"message {self.index} of the batch failed: {type(self.cause).__name__}: {self.cause}"
+
+
 class SchemaRegistryUnavailableError(KafkaConsumerAppError):
     """
     The schema registry could not be reached, or refused the credentials, while decoding a message.

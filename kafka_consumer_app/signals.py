@@ -23,6 +23,19 @@ Every receiver is called with these keyword arguments:
 - ``message``: a :class:`~kafka_consumer_app.message.Message`.
 
 A receiver that raises marks the message as failed: its offset is not committed.
+
+Batch receivers get up to ``BATCH_SIZE`` messages of one partition in one call::
+
+    from kafka_consumer_app.signals import batch_signal
+
+    @receiver(batch_signal("page-views"))
+    def on_page_views(sender, messages, **kwargs):
+        PageView.objects.bulk_create(PageView(**message.value) for message in messages)
+
+They get ``sender``, ``signal`` and ``messages``, a sequence of
+:class:`~kafka_consumer_app.message.Message` of one partition in offset order. A topic has either
+batch receivers or per-message ones (``topic_signal``, ``event_signal``), never both. A batch receiver
+raises :class:`~kafka_consumer_app.exceptions.BatchFailed` to say which message failed.
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ from django.dispatch import Signal
 _lock = threading.Lock()
 _topic_signals: dict[str, Signal] = {}
 _event_signals: dict[str, Signal] = {}
+_batch_signals: dict[str, Signal] = {}
 #: Counts the changes that :func:`receivers_generation` reports (next() on it is atomic, so no change is lost).
 _changes = itertools.count(1)
 _generation = 0
@@ -120,6 +134,17 @@ def event_signal(event_type: str) -> Signal:
     ``sender``, ``signal`` and ``message``. The same name always returns the same signal.
     """
     return _get(_event_signals, event_type, "event")
+
+
+def batch_signal(topic: str) -> Signal:
+    """
+    Return the signal sent with batches of the messages of ``topic`` (the name given to ``--topic``).
+
+    Receivers get ``sender``, ``signal`` and ``messages``: up to ``BATCH_SIZE`` messages of one
+    partition, in offset order, gathered for at most ``BATCH_WAIT`` seconds. The same name always
+    returns the same signal.
+    """
+    return _get(_batch_signals, topic, "batch")
 
 
 def existing_event_signal(event_type: str) -> Signal | None:

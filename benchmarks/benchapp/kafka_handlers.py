@@ -6,6 +6,8 @@ Receivers of the benchmarks, connected according to environment variables set by
 
 - ``noop``: records the message and returns (the app's own overhead);
 - ``orm``: writes one row through the Django ORM, then records the message;
+- ``orm-batch``: a ``batch_signal`` receiver that writes a batch's rows with one ``bulk_create``,
+  then records the batch's messages;
 - ``sleep``: sleeps ``BENCH_SLEEP_MS`` milliseconds (an I/O-bound handler), then records;
 - ``latency``: computes ``time.time_ns()`` minus the producer's ``bench-sent-ns`` header, and
   minus the message's timestamp (the broker's append time, on a ``LogAppendTime`` topic).
@@ -19,14 +21,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks.benchapp.models import HandledEvent
 from benchmarks.payloads import SENT_NS_HEADER
 from benchmarks.recorder import Recorder
 from kafka_consumer_app.message import Message
-from kafka_consumer_app.signals import topic_signal
+from kafka_consumer_app.signals import batch_signal, topic_signal
 
 recorder = Recorder.from_env()
 SLEEP_SECONDS = float(os.environ.get("BENCH_SLEEP_MS") or 0) / 1000
@@ -46,6 +48,20 @@ def on_orm(sender: Any, message: Message, **kwargs: Any) -> None:
         kind=message.value["kind"],
     )
     recorder.record()
+
+
+def on_orm_batch(sender: Any, messages: Sequence[Message], **kwargs: Any) -> None:
+    """Insert a batch's rows with one bulk_create (one autocommitted INSERT), then record its messages."""
+    HandledEvent.objects.bulk_create(
+        HandledEvent(
+            partition=message.partition,
+            offset=message.offset,
+            event_id=message.value["id"],
+            kind=message.value["kind"],
+        )
+        for message in messages
+    )
+    recorder.record_many(len(messages))
 
 
 def on_sleep(sender: Any, message: Message, **kwargs: Any) -> None:
@@ -72,6 +88,9 @@ RECEIVERS: dict[str, Callable[..., None]] = {
     "latency": on_latency,
 }
 
+#: The receivers connected to ``batch_signal`` rather than ``topic_signal``.
+BATCH_RECEIVERS: dict[str, Callable[..., None]] = {"orm-batch": on_orm_batch}
+
 
 def connect_receiver() -> None:
     """Connect the receiver named by ``BENCH_RECEIVER`` to the topic named by ``BENCH_TOPIC``."""
@@ -79,8 +98,11 @@ def connect_receiver() -> None:
     if not topic:
         return
     name = os.environ.get("BENCH_RECEIVER", "noop")
+    if name in BATCH_RECEIVERS:
+        batch_signal(topic).connect(BATCH_RECEIVERS[name], dispatch_uid="benchmarks.receiver")
+        return
     if name not in RECEIVERS:
-        raise ValueError(f"BENCH_RECEIVER must be one of {', '.join(RECEIVERS)}, not {name!r}")
+        raise ValueError(f"BENCH_RECEIVER must be one of {', '.join([*RECEIVERS, *BATCH_RECEIVERS])}, not {name!r}")
     topic_signal(topic).connect(RECEIVERS[name], dispatch_uid="benchmarks.receiver")
 
 

@@ -3,13 +3,16 @@ Throughput: one topic consumed from start to end, three ways, in alternating rou
 
 (a) the hand-written reference loop, (b) ``consume_events`` with a no-op receiver,
 (c) ``consume_events`` with a receiver inserting one row through the ORM (SQLite file, WAL,
-``CONN_MAX_AGE`` from ``--orm-conn-max-age``).
+``CONN_MAX_AGE`` from ``--orm-conn-max-age``), (d) ``consume_events`` with a ``batch_signal``
+receiver inserting each batch's rows with one ``bulk_create`` (same database setup, default
+``BATCH_SIZE`` and ``BATCH_WAIT``).
 Each run is a fresh process in a fresh consumer group that consumes the whole topic. Each
 times itself from its first handled message to its last (:func:`benchmarks.stats.rate`), so
 startup, group join and the first fetch are outside the window for all three alike.
 
-Runs alternate a, b, c, a, b, c, ... so that slow drift of the machine (other processes, the
-broker's page cache, JIT) spreads evenly; ratios are taken per round (b_i / a_i) and summarized.
+Runs alternate a, b, c, d, a, b, c, d, ... so that slow drift of the machine (other processes, the
+broker's page cache, JIT) spreads evenly; ratios are taken per round (b_i / a_i, d_i / c_i) and
+summarized. Each run also reports the process's CPU time per message over the same window.
 """
 
 from __future__ import annotations
@@ -25,14 +28,17 @@ from benchmarks.context import Context
 from benchmarks.processes import MeasuredProcess
 from benchmarks.progress import say
 from benchmarks.recorder import RecorderOptions
-from benchmarks.stats import Summary, rate
+from benchmarks.stats import Summary, cpu_per_message_us, rate
 
 #: (key, label) of each variant, in the order they run within a round.
 VARIANTS = (
     ("reference", "(a) hand-written confluent-kafka loop"),
     ("noop", "(b) consume_events, no-op receiver"),
     ("orm", "(c) consume_events, ORM insert receiver"),
+    ("orm-batch", "(d) consume_events, ORM bulk_create batch receiver"),
 )
+#: The variants that write rows through the ORM.
+ORM_VARIANTS = ("orm", "orm-batch")
 
 
 @dataclass
@@ -43,14 +49,20 @@ class ThroughputResult:
     payload_bytes: int
     partitions: int
     rates: dict[str, list[float]] = field(default_factory=dict)
+    #: CPU µs per message of every run (the whole process, every thread), by variant, in run order.
+    cpu_us: dict[str, list[float]] = field(default_factory=dict)
 
     def summary(self, variant: str) -> Summary:
         """Median, minimum and maximum msgs/s of one variant."""
         return Summary.of(self.rates[variant])
 
-    def ratio(self, variant: str) -> Summary:
-        """``variant`` over the reference, round by round (runs of one round ran back to back)."""
-        pairs = zip(self.rates[variant], self.rates["reference"], strict=True)
+    def cpu(self, variant: str) -> Summary:
+        """Median, minimum and maximum CPU µs per message of one variant."""
+        return Summary.of(self.cpu_us[variant])
+
+    def ratio(self, variant: str, base: str = "reference") -> Summary:
+        """``variant`` over ``base`` (the reference), round by round (runs of one round ran back to back)."""
+        pairs = zip(self.rates[variant], self.rates[base], strict=True)
         return Summary.of([value / reference for value, reference in pairs])
 
 
@@ -66,28 +78,32 @@ def run(context: Context) -> ThroughputResult:
     result = ThroughputResult(settings.messages, settings.payload_bytes, settings.partitions)
     for round_number in range(1, settings.repetitions + 1):
         for variant, label in VARIANTS:
-            value = _run_once(context, variant, topic, round_number, template)
+            value, cpu = _run_once(context, variant, topic, round_number, template)
             result.rates.setdefault(variant, []).append(value)
-            say(f"throughput: round {round_number}/{settings.repetitions} {label}: {value:,.0f} msgs/s")
+            result.cpu_us.setdefault(variant, []).append(cpu)
+            where = f"round {round_number}/{settings.repetitions} {label}"
+            say(f"throughput: {where}: {value:,.0f} msgs/s, {cpu:.0f} µs CPU/msg")
     return result
 
 
-def _run_once(context: Context, variant: str, topic: str, round_number: int, template: Path) -> float:
-    """One process consuming the whole topic in a new group; return its msgs/s."""
+def _run_once(context: Context, variant: str, topic: str, round_number: int, template: Path) -> tuple[float, float]:
+    """One process consuming the whole topic in a new group; return its msgs/s and CPU µs per message."""
     messages = context.settings.messages
     name = f"throughput-{round_number}-{variant}"
     database = context.workdir / f"{name}.sqlite3"
     process = _make_process(context, variant, name, topic, database)
-    if variant == "orm":
+    if variant in ORM_VARIANTS:
         shutil.copyfile(template, database)
     with processes.running(process):
         process.wait(timeout=120 + messages / 100)  # a guard against hangs, far above any expected time
     recorded = process.result()
     if recorded["count"] != messages:
         raise BenchmarkError(f"{name} handled {recorded['count']} messages, expected {messages}")
-    if variant == "orm":
+    if variant in ORM_VARIANTS:
         _check_rows(database, messages)
-    return rate(recorded["count"], recorded["first_ns"], recorded["last_ns"])
+    count, first_count = recorded["count"], recorded["first_count"]
+    cpu = cpu_per_message_us(count, first_count, recorded["cpu_first_ns"], recorded["cpu_last_ns"])
+    return rate(count, recorded["first_ns"], recorded["last_ns"], first_count), cpu
 
 
 def _make_process(context: Context, variant: str, name: str, topic: str, database: Path) -> MeasuredProcess:
@@ -114,7 +130,7 @@ def _make_process(context: Context, variant: str, name: str, topic: str, databas
         receiver=variant,
         recorder=recorder,
         args=["--max-messages", str(messages)],
-        env=_orm_env(database, context.settings.orm_conn_max_age) if variant == "orm" else None,
+        env=_orm_env(database, context.settings.orm_conn_max_age) if variant in ORM_VARIANTS else None,
     )
 
 
@@ -124,7 +140,7 @@ def _orm_env(database: Path, conn_max_age: str) -> dict[str, str]:
 
 
 def _check_rows(database: Path, expected: int) -> None:
-    """The ORM receiver must have written exactly one row per message; then the file goes."""
+    """An ORM receiver must have written exactly one row per message; then the file goes."""
     with sqlite3.connect(database) as connection:
         (rows,) = connection.execute("SELECT COUNT(*) FROM benchapp_handledevent").fetchone()
     connection.close()

@@ -29,6 +29,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 from django.db import close_old_connections
 
+from kafka_consumer_app.engine.batch_dispatch import BatchDispatcher, require_receivers
+from kafka_consumer_app.engine.batches import BatchWorkers
 from kafka_consumer_app.engine.client import ClientErrorHandler, client_config, log_client_config, new_client
 from kafka_consumer_app.engine.commits import Commits
 from kafka_consumer_app.engine.db import OldConnectionCloser
@@ -126,14 +128,19 @@ class EventConsumer:
         self.client_errors = ClientErrorHandler(config, on_missing_topic=self.topic_watch.check_soon)
         self.rebalance = Rebalancing(config, self.options.reset, self.commits, self.retries, emit)
         self.outcomes = Outcomes(config, self.retries, self.summary, emit, self.commits.mark)
-        #: The worker threads, with CONCURRENCY above 1; None runs every message on the loop's thread.
-        self.workers = self._make_workers() if config.concurrency.concurrency > 1 else None
+        #: The receivers of batch_signal(topic): a topic that has any runs on the workers, at any CONCURRENCY.
+        self.batches = BatchDispatcher(config.topic, sender=EventConsumer, timed=self.emitter.wants("after_receiver"))
+        #: The worker threads (CONCURRENCY above 1, or batch receivers); None runs every message on the loop's thread.
+        self.workers = (
+            self._make_workers() if config.concurrency.concurrency > 1 or self.batches.has_receivers() else None
+        )
         self._last_message_at = time.monotonic()
         self._workers_reported_at = 0.0
 
     def _make_workers(self) -> Workers:
         """The workers, wired in: they finish offsets, the commits commit their watermarks, rebalances drain them."""
-        workers = Workers(self.config, self.delivery, self.policy, self.summary, self.progress, self.watchdog)
+        parts = (self.config, self.delivery, self.policy, self.summary, self.progress, self.watchdog)
+        workers = BatchWorkers(self.batches, *parts) if self.batches.has_receivers() else Workers(*parts)
         self.outcomes = Outcomes(self.config, self.retries, self.summary, self.emitter.emit, workers.mark)
         workers.outcomes = self.outcomes
         self.commits.offsets_to_commit = workers.offsets
@@ -183,13 +190,8 @@ class EventConsumer:
         return positions
 
     def _require_receivers(self) -> None:
-        if self.options.allow_no_handlers or self.dispatcher.has_receivers():
-            return
-        raise ConfigurationError(
-            f"no receiver is connected for topic {self.config.topic!r}, so its messages would be committed "
-            f"unhandled; connect one to topic_signal({self.config.topic!r}) in <app>/kafka_handlers.py, "
-            "or pass --allow-no-handlers"
-        )
+        per_message, batches = self.dispatcher.has_receivers(), self.batches.has_receivers()
+        require_receivers(self.config.topic, per_message, batches, self.options.allow_no_handlers)
 
     def _start(self, client: Consumer) -> None:
         """Start the producer, the watchdog and the hooks; wait for the topic; subscribe."""
@@ -222,7 +224,7 @@ class EventConsumer:
             self.config.kafka_topic,
             self.config.group_id,
             self.config.bootstrap_servers,
-            "topic and event signals" if self.dispatcher.has_receivers() else "none, --allow-no-handlers",
+            _receivers_kind(self.dispatcher.has_receivers(), self.batches.has_receivers()),
         )
         log_client_config(self.client_config())
 
@@ -359,6 +361,13 @@ class EventConsumer:
         else:
             decision = self.policy.decide(result.failures, (pending.attempts_made if pending else 0) + 1)
         self.outcomes.carry_out(client, raw, decision)
+
+
+def _receivers_kind(per_message: bool, batches: bool) -> str:
+    """What the startup line says the topic's receivers are."""
+    if batches:
+        return "batch signal"
+    return "topic and event signals" if per_message else "none, --allow-no-handlers"
 
 
 def _value_signal_receivers(config: TopicConfig) -> Callable[[], bool] | None:

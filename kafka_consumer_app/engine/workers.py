@@ -121,7 +121,7 @@ class Workers:
                 self._changed.add(partition)  # finished before the last commit: nothing runs, the watermark moves
                 return
             spread = tracker.span
-        self.scheduler.put(Work(partition, location.offset, raw.key(), Job(raw, location)))
+        self._queue(raw, location)
         if partition not in self._paused and self._full(partition, spread):
             self._pause(client, partition)
 
@@ -137,7 +137,7 @@ class Workers:
             with self._lock:
                 tracker = self._offsets.get(partition)
                 spread = tracker.span if tracker is not None else 0
-            if self.scheduler.queued(partition) <= self._config.concurrency.max_queued // 2 and not self._full(
+            if self._backlog(partition) <= self._config.concurrency.max_queued // 2 and not self._full(
                 partition, spread, queued=False
             ):
                 self._resume(client, partition)
@@ -262,7 +262,17 @@ class Workers:
         the finished offsets above it must stay few enough to encode and to keep).
         """
         bound = self._config.concurrency.max_queued
-        return (queued and self.scheduler.queued(partition) >= bound) or spread >= SPAN_FACTOR * bound
+        return (queued and self._backlog(partition) >= bound) or spread >= SPAN_FACTOR * bound
+
+    # Extension points of the batch workers (engine/batches.py): how a message is queued, what counts as backlog.
+
+    def _queue(self, raw: KafkaMessage, location: Location) -> None:
+        """Queue a message taken in (loop thread)."""
+        self.scheduler.put(Work(location.partition, location.offset, raw.key(), Job(raw, location)))
+
+    def _backlog(self, partition: int) -> int:
+        """The partition's messages taken in and not finished, for backpressure."""
+        return self.scheduler.queued(partition)
 
     def _tracker(self, partition: int, first: int) -> PartitionOffsets:
         committed = self._committed.pop(partition, None)
