@@ -66,6 +66,9 @@ def registry_config() -> dict[str, Any]:
 #: Registry clients by configuration: one per distinct SCHEMA_REGISTRY, for the life of the process.
 _clients: dict[str, SchemaRegistryClient] = {}
 _clients_lock = threading.Lock()
+#: The SCHEMA_REGISTRY dict last resolved, and its client: every message asks for the client, and
+#: the settings change (override_settings, a test's ``settings`` fixture) by replacing the dict.
+_last: tuple[object, SchemaRegistryClient] | None = None
 
 
 def schema_registry_client() -> SchemaRegistryClient:
@@ -73,19 +76,26 @@ def schema_registry_client() -> SchemaRegistryClient:
     The process's registry client for the current settings, made on first use and then reused.
 
     The client caches schemas by id, so it lives as long as ``SCHEMA_REGISTRY`` stays the same.
-    A ``mock://`` URL gives confluent-kafka's in-process mock registry. Its schemas live in that
+    While ``KAFKA_CONSUMER['SCHEMA_REGISTRY']`` is the same dict object as at the last call, that
+    call's client is returned without reading the configuration again; a new dict (settings
+    replaced) is resolved by its content, so equal configurations share one client. A
+    ``mock://`` URL gives confluent-kafka's in-process mock registry. Its schemas live in that
     client object, so a test that produces with the mock registry registers through this very
     client (same process, same SCHEMA_REGISTRY).
     """
+    global _last
+    registry = base.raw_settings().get("SCHEMA_REGISTRY")
+    last = _last
+    if last is not None and last[0] is registry:
+        return last[1]
     config = registry_config()
     key = json.dumps(config, sort_keys=True, default=repr)
-    client = _clients.get(key)
-    if client is not None:
-        return client
     with _clients_lock:
         if key not in _clients:
             _clients[key] = _new_client(config)
-        return _clients[key]
+        client = _clients[key]
+    _last = (registry, client)
+    return client
 
 
 def _new_client(config: dict[str, Any]) -> SchemaRegistryClient:
