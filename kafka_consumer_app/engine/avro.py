@@ -34,10 +34,9 @@ from functools import lru_cache
 from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from confluent_kafka.serialization import MessageField, SerializationContext
 
+from kafka_consumer_app.engine.avro_decoder import CachedAvroDeserializer
 from kafka_consumer_app.exceptions import ConfigurationError, SchemaRegistryUnavailableError
 from kafka_consumer_app.serialization import ContextDeserializer, DeserializationContext
 from kafka_consumer_app.settings import base
@@ -110,23 +109,21 @@ def _new_client(config: dict[str, Any]) -> SchemaRegistryClient:
 
 
 @lru_cache(maxsize=8)
-def writer_schema_deserializer(client: SchemaRegistryClient) -> AvroDeserializer:
-    """An AvroDeserializer that decodes with the writer's schema, fetched by the id in each message."""
-    deserializer: AvroDeserializer = AvroDeserializer(schema_registry_client=client)
-    return deserializer
+def writer_schema_deserializer(client: SchemaRegistryClient) -> CachedAvroDeserializer:
+    """A deserializer that decodes with the writer's schema, fetched by the id in each message."""
+    return CachedAvroDeserializer(client)
 
 
-def decode(deserializer: AvroDeserializer, data: bytes, context: DeserializationContext) -> Any:
+def decode(deserializer: CachedAvroDeserializer, data: bytes, context: DeserializationContext) -> Any:
     """
-    Run a confluent-kafka ``AvroDeserializer`` on one message's key or value.
+    Run confluent-kafka's ``AvroDeserializer`` (with its work cached per schema id) on one message's key or value.
 
     Raises :class:`SchemaRegistryUnavailableError` when the registry cannot be reached or refuses
     the credentials; anything else it raises (no wire format, an unknown schema id, bytes that
     do not fit the schema) makes the message malformed.
     """
-    field = MessageField.KEY if context.field == "key" else MessageField.VALUE
     try:
-        return deserializer(data, SerializationContext(context.topic, field, list(context.headers)))
+        return deserializer(data, context.topic, context.field, context.headers)
     except SchemaRegistryError as error:
         status = error.http_status_code
         if status in CREDENTIAL_STATUSES:

@@ -48,13 +48,13 @@ from uuid import UUID
 
 from asgiref.sync import async_to_sync
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from openedx_events.data import EventsMetadata
 from openedx_events.event_bus.avro.deserializer import AvroSignalDeserializer
 from openedx_events.exceptions import SenderValidationError
 from openedx_events.tooling import SIGNAL_PROCESSED_FROM_EVENT_BUS, OpenEdxPublicSignal, load_all_signals
 
 from kafka_consumer_app.engine import avro
+from kafka_consumer_app.engine.avro_decoder import CachedAvroDeserializer
 from kafka_consumer_app.engine.dispatch import SignalEvent
 from kafka_consumer_app.exceptions import DeserializationError
 from kafka_consumer_app.message import EVENT_TYPE_HEADER, Headers
@@ -174,12 +174,14 @@ def any_openedx_receivers() -> bool:
 
 
 @lru_cache(maxsize=256)
-def signal_deserializer(signal: OpenEdxPublicSignal, client: SchemaRegistryClient) -> AvroDeserializer:
+def signal_deserializer(signal: OpenEdxPublicSignal, client: SchemaRegistryClient) -> CachedAvroDeserializer:
     """
     The value deserializer of ``signal``, built as edx-event-bus-kafka's ``get_deserializer`` builds it.
 
     The writer's schema (by the id in the message) is resolved to the signal's own schema, and
     the record becomes the signal's event data (attrs objects, keyed as ``send_event`` takes them).
+    It is confluent-kafka's ``AvroDeserializer`` with its work cached per writer schema id
+    (:mod:`kafka_consumer_app.engine.avro_decoder`): the same records, the same errors.
     """
     signal_avro = AvroSignalDeserializer(signal)
 
@@ -187,10 +189,7 @@ def signal_deserializer(signal: OpenEdxPublicSignal, client: SchemaRegistryClien
         data: dict[str, Any] = signal_avro.from_dict(record)
         return data
 
-    deserializer: AvroDeserializer = AvroDeserializer(
-        schema_registry_client=client, schema_str=signal_avro.schema_string(), from_dict=from_dict
-    )
-    return deserializer
+    return CachedAvroDeserializer(client, signal_avro.schema_string(), from_dict)
 
 
 def check_event_data(signal: OpenEdxPublicSignal, data: dict[str, Any]) -> None:
