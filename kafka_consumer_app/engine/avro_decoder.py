@@ -30,6 +30,7 @@ from typing import Any, cast
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.serde import set_original_key
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_reader
 
@@ -113,6 +114,8 @@ class CachedAvroDeserializer:
         writer = self._writers.get(schema_id) if schema_id is not None else None
         if writer is None:
             return self._through_confluent(data, topic, field, headers, schema_id)
+        # As confluent-kafka's deserializer: the key's bytes are kept for the value's dead-letter rule actions.
+        set_original_key(data if field == "key" else None)
         record = schemaless_reader(io.BytesIO(data[PREFIX_BYTES:]), writer, self._reader or writer, False)
         if self._from_dict is None:
             return record
