@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: Every scenario, in the order they run.
-SCENARIOS = ("throughput", "latency", "memory", "scaling", "startup")
+SCENARIOS = ("throughput", "openedx", "latency", "memory", "scaling", "startup")
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,8 @@ class BenchSettings:
 
     #: Messages on the throughput topic; every throughput run consumes all of them.
     messages: int = 200_000
+    #: Open edX events (Avro, produced by edx-event-bus-kafka) on the Open edX topic; every run consumes all.
+    openedx_messages: int = 50_000
     #: Size of each message's JSON value, in bytes.
     payload_bytes: int = 300
     #: Partitions of every topic.
@@ -40,6 +42,7 @@ class BenchSettings:
 #: ``--quick``: a smoke run of every scenario in a few minutes.
 QUICK = BenchSettings(
     messages=20_000,
+    openedx_messages=5_000,
     repetitions=1,
     latency_messages=2_000,
     memory_checkpoints=(10_000, 100_000),
@@ -53,6 +56,12 @@ class Targets:
 
     #: No-op receiver throughput over the reference's, at least.
     noop_ratio: float = 0.8
+    #: No-op receiver CPU time per message over the reference's, at most.
+    noop_cpu_ratio: float = 1.5
+    #: Open edX events: consume_events' throughput over edx-event-bus-kafka's consumer's, at least.
+    openedx_peer_ratio: float = 2.0
+    #: Open edX events: consume_events' throughput over the hand-written Avro loop's, at least.
+    openedx_loop_ratio: float = 0.9
     #: 99th percentile produce-to-receiver latency at ``latency_rate``, at most (ms).
     latency_p99_ms: float = 25.0
     #: RSS growth between the first and the last memory checkpoint, at most (MB).

@@ -15,6 +15,7 @@ from matplotlib.axes import Axes
 
 from benchmarks.config import TARGETS
 from benchmarks.report import MB, Results
+from benchmarks.scenarios.openedx import VARIANTS as OPENEDX_VARIANTS
 from benchmarks.scenarios.throughput import VARIANTS
 
 TARGET_STYLE: dict[str, Any] = {"color": "tab:red", "linestyle": "--", "linewidth": 1}
@@ -31,8 +32,35 @@ def draw_throughput(axes: Axes, results: Results) -> None:
     labels = ["(a) reference", "(b) no-op", "(c) ORM"]
     axes.bar(labels, medians, yerr=errors, capsize=4, color=["tab:gray", "tab:blue", "tab:green"])
     axes.axhline(medians[0] * TARGETS.noop_ratio, label=f"{TARGETS.noop_ratio:.0%} of (a)", **TARGET_STYLE)
+    for bar, (key, _) in zip(axes.patches, VARIANTS, strict=False):
+        cpu = result.cpu_summary(key).median
+        axes.annotate(f"{cpu:.0f} µs CPU/msg", (bar.get_x() + bar.get_width() / 2, bar.get_height() / 2), ha="center")
     axes.set_title(f"Throughput, {result.messages:,} msgs")
     axes.set_ylabel("messages / s")
+    axes.legend(fontsize="small")
+
+
+def draw_openedx(axes: Axes, results: Results) -> None:
+    """Bars of the median msgs/s of the loop, ours and edx-event-bus-kafka's, with CPU µs/msg on each."""
+    result = results.openedx
+    assert result is not None
+    summaries = [result.summary(key) for key, _ in OPENEDX_VARIANTS]
+    medians = [item.median for item in summaries]
+    errors = [[m - item.minimum for m, item in zip(medians, summaries, strict=True)]]
+    errors.append([item.maximum - m for m, item in zip(medians, summaries, strict=True)])
+    labels = ["(a) hand-written", "(b) consume_events", "(c) edx-event-bus-kafka"]
+    bars = axes.bar(labels, medians, yerr=errors, capsize=4, color=["tab:gray", "tab:blue", "tab:orange"])
+    for bar, (key, _) in zip(bars, OPENEDX_VARIANTS, strict=True):
+        cpu = result.cpu_summary(key).median
+        axes.annotate(f"{cpu:.0f} µs CPU/msg", (bar.get_x() + bar.get_width() / 2, bar.get_height() / 2), ha="center")
+    axes.axhline(
+        medians[0] * TARGETS.openedx_loop_ratio, label=f"{TARGETS.openedx_loop_ratio:.0%} of (a)", **TARGET_STYLE
+    )
+    peer_target = medians[2] * TARGETS.openedx_peer_ratio
+    axes.axhline(peer_target, label=f"{TARGETS.openedx_peer_ratio:g} times (c)", color="tab:purple", linestyle="--")
+    axes.set_title(f"Open edX events, {result.messages:,} msgs")
+    axes.set_ylabel("messages / s")
+    axes.tick_params(axis="x", labelsize="small")
     axes.legend(fontsize="small")
 
 
@@ -112,6 +140,7 @@ def draw_startup(axes: Axes, results: Results) -> None:
 
 PANELS: dict[str, Callable[[Axes, Results], None]] = {
     "throughput": draw_throughput,
+    "openedx": draw_openedx,
     "latency": draw_latency,
     "memory": draw_memory,
     "scaling": draw_scaling,

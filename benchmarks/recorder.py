@@ -8,7 +8,10 @@ Django nor confluent-kafka.
 
 Timestamps come from :func:`time.monotonic_ns`, which on Linux reads ``CLOCK_MONOTONIC``, one
 clock for every process on the machine, so the orchestrator can compare them with its own
-(for the startup time). The orchestrator passes the options in ``BENCH_*`` environment variables.
+(for the startup time). With an expected count, the process's CPU time
+(:func:`time.process_time_ns`: every thread, librdkafka's included) is also read at the first
+and at the expected message, so that CPU per message covers the same window as the rate. The
+orchestrator passes the options in ``BENCH_*`` environment variables.
 """
 
 from __future__ import annotations
@@ -88,6 +91,9 @@ class Recorder:
         self.warmups = 0
         self.first_ns: int | None = None
         self.last_ns: int | None = None
+        #: CPU time of the whole process at the first and at the expected message (None until then).
+        self.cpu_first_ns: int | None = None
+        self.cpu_last_ns: int | None = None
         self.latencies_ns: list[int] = []
         self.from_broker_ns: list[int] = []
         self.times_ns: list[int] = []
@@ -110,6 +116,7 @@ class Recorder:
         self.count += 1
         if self.first_ns is None:
             self.first_ns = now
+            self.cpu_first_ns = time.process_time_ns()
             self._mark_started()
         self.last_ns = now
         if self._keep_times:
@@ -117,6 +124,7 @@ class Recorder:
         if self._process is not None and self.count in self._rss_at:
             self.rss[self.count] = self._process.memory_info().rss
         if self.count == self._expected:
+            self.cpu_last_ns = time.process_time_ns()
             self.write()
 
     def record_latency(self, latency_ns: int, from_broker_ns: int) -> None:
@@ -140,6 +148,8 @@ class Recorder:
             "created_ns": self.created_ns,
             "first_ns": self.first_ns,
             "last_ns": self.last_ns,
+            "cpu_first_ns": self.cpu_first_ns,
+            "cpu_last_ns": self.cpu_last_ns,
             "rss": {str(count): value for count, value in sorted(self.rss.items())},
             "latencies_ns": self.latencies_ns,
             "from_broker_ns": self.from_broker_ns,

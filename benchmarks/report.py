@@ -22,9 +22,12 @@ from typing import Any
 from benchmarks.config import TARGETS, BenchSettings
 from benchmarks.scenarios.latency import LatencyResult
 from benchmarks.scenarios.memory import MemoryResult
+from benchmarks.scenarios.openedx import VARIANTS as OPENEDX_VARIANTS
+from benchmarks.scenarios.openedx import OpenEdxResult
 from benchmarks.scenarios.scaling import ScalingResult
 from benchmarks.scenarios.startup import StartupResult
 from benchmarks.scenarios.throughput import VARIANTS, ThroughputResult
+from benchmarks.stats import Summary
 
 HEADERS = ("Benchmark", "Metric", "Result", "Target", "Status")
 #: Width of the prose in docs/benchmarks.rst.
@@ -81,6 +84,7 @@ class Results:
     settings: BenchSettings
     metadata: Metadata
     throughput: ThroughputResult | None = None
+    openedx: OpenEdxResult | None = None
     latency: LatencyResult | None = None
     memory: MemoryResult | None = None
     scaling: ScalingResult | None = None
@@ -126,6 +130,8 @@ def build_rows(results: Results) -> list[Row]:
     rows: list[Row] = []
     if results.throughput is not None:
         rows += throughput_rows(results.throughput, results.settings)
+    if results.openedx is not None:
+        rows += openedx_rows(results.openedx, results.settings)
     if results.latency is not None:
         rows += latency_rows(results.latency)
     if results.memory is not None:
@@ -138,24 +144,50 @@ def build_rows(results: Results) -> list[Row]:
 
 
 def throughput_rows(result: ThroughputResult, settings: BenchSettings) -> list[Row]:
-    """msgs/s of (a), (b), (c), then b/a and c/a."""
-    runs = "1 run each" if settings.repetitions == 1 else f"{settings.repetitions} runs each"
-    title = f"Throughput ({result.messages:,} msgs, {runs})"
+    """msgs/s and CPU µs/msg of (a), (b), (c), then b/a and c/a of each."""
+    title = f"Throughput ({result.messages:,} msgs, {_runs(settings)})"
     labels = dict(VARIANTS)
     labels["orm"] += f" (CONN_MAX_AGE={settings.orm_conn_max_age.capitalize()})"
     rows = [Row(title, f"{labels[key]}, msgs/s", result.summary(key).format()) for key, _ in VARIANTS]
-    noop = result.ratio("noop")
-    rows.append(
-        Row(
-            "",
-            "b/a",
-            noop.format("{:.3g}"),
-            f"≥ {TARGETS.noop_ratio:.2f}",
-            verdict(noop.median >= TARGETS.noop_ratio),
-        )
-    )
-    rows.append(Row("", "c/a", result.ratio("orm").format("{:.3g}")))
+    rows += [_cpu_row(labels[key], result.cpu_summary(key)) for key, _ in VARIANTS]
+    noop, noop_cpu = result.ratio("noop"), result.cpu_ratio("noop")
+    rows += [
+        _target_row("b/a, msgs/s", noop, TARGETS.noop_ratio, at_least=True),
+        _target_row("b/a, CPU/msg", noop_cpu, TARGETS.noop_cpu_ratio, at_least=False),
+        Row("", "c/a, msgs/s", result.ratio("orm").format("{:.3g}")),
+        Row("", "c/a, CPU/msg", result.cpu_ratio("orm").format("{:.3g}")),
+    ]
     return [_first_only(row, index) for index, row in enumerate(rows)]
+
+
+def openedx_rows(result: OpenEdxResult, settings: BenchSettings) -> list[Row]:
+    """msgs/s and CPU µs/msg of the loop, ours and edx-event-bus-kafka's, then ours over each."""
+    title = f"Open edX events ({result.messages:,} msgs, {_runs(settings)})"
+    labels = dict(OPENEDX_VARIANTS)
+    rows = [Row(title, f"{labels[key]}, msgs/s", result.summary(key).format()) for key, _ in OPENEDX_VARIANTS]
+    rows += [_cpu_row(labels[key], result.cpu_summary(key)) for key, _ in OPENEDX_VARIANTS]
+    rows += [
+        _target_row("b/c (ours/peer), msgs/s", result.ratio("ours", "peer"), TARGETS.openedx_peer_ratio, at_least=True),
+        _target_row("b/a (ours/loop), msgs/s", result.ratio("ours", "loop"), TARGETS.openedx_loop_ratio, at_least=True),
+        Row("", "b/c (ours/peer), CPU/msg", result.cpu_ratio("ours", "peer").format("{:.3g}")),
+        Row("", "b/a (ours/loop), CPU/msg", result.cpu_ratio("ours", "loop").format("{:.3g}")),
+        Row("", "c/a (peer/loop), msgs/s", result.ratio("peer", "loop").format("{:.3g}")),
+    ]
+    return [_first_only(row, index) for index, row in enumerate(rows)]
+
+
+def _runs(settings: BenchSettings) -> str:
+    return "1 run each" if settings.repetitions == 1 else f"{settings.repetitions} runs each"
+
+
+def _cpu_row(label: str, summary: Summary) -> Row:
+    return Row("", f"{label}, CPU µs/msg", summary.format("{:.1f}"))
+
+
+def _target_row(metric: str, ratio: Summary, target: float, *, at_least: bool) -> Row:
+    """A ratio with its target: ``≥ target`` when ``at_least``, else ``≤ target``."""
+    passed = ratio.median >= target if at_least else ratio.median <= target
+    return Row("", metric, ratio.format("{:.3g}"), f"{'≥' if at_least else '≤'} {target:.2f}", verdict(passed))
 
 
 def latency_rows(result: LatencyResult) -> list[Row]:
@@ -319,6 +351,20 @@ How it is measured
   ``close_old_connections()`` before and after every message, so with Django's default of 0 it
   opens and closes a database connection per message; ``None`` keeps one connection, as a
   long-running worker should.
+- **CPU per message** is the process's CPU time (``time.process_time_ns()``: every thread,
+  librdkafka's included) between the first and the last measured message, over ``N - 1``, read
+  by the same recorder; ratios of it are taken within each round, as for msgs/s.
+- **Open edX events**: ``SESSION_LOGIN_COMPLETED`` events produced by edx-event-bus-kafka's own
+  producer (Avro in the Confluent wire format, CloudEvents headers), consumed by (a) a
+  hand-written confluent-kafka loop with the same ``AvroDeserializer`` that edx-event-bus-kafka
+  builds and openedx-events' ``send_event_with_custom_metadata``, (b) ``consume_events`` on an
+  ``OPENEDX_EVENTS`` topic, and (c) edx-event-bus-kafka's ``KafkaEventConsumer`` through
+  openedx-events' ``consume_events`` (audit logging off, as (b) logs nothing per message). All
+  three deliver to the same no-op receiver of the signal. The schema registry is a minimal
+  Confluent-compatible HTTP server run by the orchestrator on 127.0.0.1
+  (``benchmarks/registry.py``): every consumer fetches each writer schema once over HTTP, as from
+  a real registry. (c) cannot be told where a new group starts nor when to stop: its group's
+  offsets are committed at 0 beforehand, and it is killed once it handled every event.
 - **Latency**: after warm-up, messages are produced at a fixed rate (``linger.ms=0``) with
   ``time.time_ns()`` in a header; the receiver subtracts it from ``time.time_ns()``. The topic
   uses ``LogAppendTime``, so the receiver also measures from the broker's append (to the

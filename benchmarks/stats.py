@@ -50,3 +50,15 @@ def rate(count: int, first_ns: int, last_ns: int) -> float:
     if count < 2 or last_ns <= first_ns:
         raise ValueError(f"need at least two messages over a positive time to compute a rate (got {count})")
     return (count - 1) / ((last_ns - first_ns) / 1e9)
+
+
+def cpu_per_message_us(count: int, cpu_first_ns: int | None, cpu_last_ns: int | None) -> float:
+    """
+    Microseconds of the process's CPU time per message, over the same ``count - 1`` intervals as :func:`rate`.
+
+    The CPU time is the whole process's (every thread: librdkafka's fetching and committing
+    count as much as the Python loop).
+    """
+    if count < 2 or cpu_first_ns is None or cpu_last_ns is None:
+        raise ValueError(f"need the CPU time at the first and the last of at least two messages (got {count})")
+    return (cpu_last_ns - cpu_first_ns) / (count - 1) / 1000

@@ -8,7 +8,10 @@ Receivers of the benchmarks, connected according to environment variables set by
 - ``orm``: writes one row through the Django ORM, then records the message;
 - ``sleep``: sleeps ``BENCH_SLEEP_MS`` milliseconds (an I/O-bound handler), then records;
 - ``latency``: computes ``time.time_ns()`` minus the producer's ``bench-sent-ns`` header, and
-  minus the message's timestamp (the broker's append time, on a ``LogAppendTime`` topic).
+  minus the message's timestamp (the broker's append time, on a ``LogAppendTime`` topic);
+- ``openedx``: nothing here: the Open edX benchmark's receiver is connected to its
+  ``OpenEdxPublicSignal`` by the app's ``ready()`` (:mod:`benchmarks.benchapp.openedx_receiver`),
+  in every process of that benchmark.
 
 Every receiver ends with the same :class:`~benchmarks.recorder.Recorder` call as the reference
 loop; the recorder is configured by the ``BENCH_*`` variables it documents. Without
@@ -23,12 +26,11 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.benchapp.models import HandledEvent
+from benchmarks.benchapp.recording import recorder
 from benchmarks.payloads import SENT_NS_HEADER
-from benchmarks.recorder import Recorder
 from kafka_consumer_app.message import Message
 from kafka_consumer_app.signals import topic_signal
 
-recorder = Recorder.from_env()
 SLEEP_SECONDS = float(os.environ.get("BENCH_SLEEP_MS") or 0) / 1000
 
 
@@ -79,6 +81,8 @@ def connect_receiver() -> None:
     if not topic:
         return
     name = os.environ.get("BENCH_RECEIVER", "noop")
+    if name == "openedx":
+        return
     if name not in RECEIVERS:
         raise ValueError(f"BENCH_RECEIVER must be one of {', '.join(RECEIVERS)}, not {name!r}")
     topic_signal(topic).connect(RECEIVERS[name], dispatch_uid="benchmarks.receiver")

@@ -10,6 +10,8 @@ startup, group join and the first fetch are outside the window for all three ali
 
 Runs alternate a, b, c, a, b, c, ... so that slow drift of the machine (other processes, the
 broker's page cache, JIT) spreads evenly; ratios are taken per round (b_i / a_i) and summarized.
+Each run also reports its CPU time per message over the same window (the whole process's, so
+librdkafka's threads count too): a ratio of rates can hide work that another core absorbed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks import processes
 from benchmarks.cluster import BenchmarkError, produce_bulk
@@ -25,7 +28,7 @@ from benchmarks.context import Context
 from benchmarks.processes import MeasuredProcess
 from benchmarks.progress import say
 from benchmarks.recorder import RecorderOptions
-from benchmarks.stats import Summary, rate
+from benchmarks.stats import Summary, cpu_per_message_us, rate
 
 #: (key, label) of each variant, in the order they run within a round.
 VARIANTS = (
@@ -37,21 +40,45 @@ VARIANTS = (
 
 @dataclass
 class ThroughputResult:
-    """Messages per second of every run, by variant, in run order."""
+    """Messages per second, and CPU microseconds per message, of every run, by variant, in run order."""
 
     messages: int
     payload_bytes: int
     partitions: int
     rates: dict[str, list[float]] = field(default_factory=dict)
+    cpu_us: dict[str, list[float]] = field(default_factory=dict)
 
     def summary(self, variant: str) -> Summary:
         """Median, minimum and maximum msgs/s of one variant."""
         return Summary.of(self.rates[variant])
 
-    def ratio(self, variant: str) -> Summary:
-        """``variant`` over the reference, round by round (runs of one round ran back to back)."""
-        pairs = zip(self.rates[variant], self.rates["reference"], strict=True)
-        return Summary.of([value / reference for value, reference in pairs])
+    def cpu_summary(self, variant: str) -> Summary:
+        """Median, minimum and maximum CPU µs per message of one variant."""
+        return Summary.of(self.cpu_us[variant])
+
+    def ratio(self, variant: str, base: str = "reference") -> Summary:
+        """``variant``'s msgs/s over ``base``'s, round by round (runs of one round ran back to back)."""
+        return round_ratios(self.rates[variant], self.rates[base])
+
+    def cpu_ratio(self, variant: str, base: str = "reference") -> Summary:
+        """``variant``'s CPU per message over ``base``'s, round by round."""
+        return round_ratios(self.cpu_us[variant], self.cpu_us[base])
+
+
+def round_ratios(values: list[float], bases: list[float]) -> Summary:
+    """``values[i] / bases[i]`` for every round, summarized."""
+    return Summary.of([value / base for value, base in zip(values, bases, strict=True)])
+
+
+def measured(name: str, recorded: dict[str, Any], expected: int) -> tuple[float, float]:
+    """(msgs/s, CPU µs per message) of one run's recorder output, which must count ``expected`` messages."""
+    if recorded["count"] != expected:
+        raise BenchmarkError(f"{name} handled {recorded['count']} messages, expected {expected}")
+    count = recorded["count"]
+    return (
+        rate(count, recorded["first_ns"], recorded["last_ns"]),
+        cpu_per_message_us(count, recorded["cpu_first_ns"], recorded["cpu_last_ns"]),
+    )
 
 
 def run(context: Context) -> ThroughputResult:
@@ -66,14 +93,18 @@ def run(context: Context) -> ThroughputResult:
     result = ThroughputResult(settings.messages, settings.payload_bytes, settings.partitions)
     for round_number in range(1, settings.repetitions + 1):
         for variant, label in VARIANTS:
-            value = _run_once(context, variant, topic, round_number, template)
+            value, cpu = _run_once(context, variant, topic, round_number, template)
             result.rates.setdefault(variant, []).append(value)
-            say(f"throughput: round {round_number}/{settings.repetitions} {label}: {value:,.0f} msgs/s")
+            result.cpu_us.setdefault(variant, []).append(cpu)
+            say(
+                f"throughput: round {round_number}/{settings.repetitions} {label}: "
+                f"{value:,.0f} msgs/s, {cpu:.1f} µs CPU/msg"
+            )
     return result
 
 
-def _run_once(context: Context, variant: str, topic: str, round_number: int, template: Path) -> float:
-    """One process consuming the whole topic in a new group; return its msgs/s."""
+def _run_once(context: Context, variant: str, topic: str, round_number: int, template: Path) -> tuple[float, float]:
+    """One process consuming the whole topic in a new group; return its msgs/s and CPU µs per message."""
     messages = context.settings.messages
     name = f"throughput-{round_number}-{variant}"
     database = context.workdir / f"{name}.sqlite3"
@@ -82,12 +113,10 @@ def _run_once(context: Context, variant: str, topic: str, round_number: int, tem
         shutil.copyfile(template, database)
     with processes.running(process):
         process.wait(timeout=120 + messages / 100)  # a guard against hangs, far above any expected time
-    recorded = process.result()
-    if recorded["count"] != messages:
-        raise BenchmarkError(f"{name} handled {recorded['count']} messages, expected {messages}")
+    figures = measured(name, process.result(), messages)
     if variant == "orm":
         _check_rows(database, messages)
-    return rate(recorded["count"], recorded["first_ns"], recorded["last_ns"])
+    return figures
 
 
 def _make_process(context: Context, variant: str, name: str, topic: str, database: Path) -> MeasuredProcess:
