@@ -8,6 +8,7 @@ set by the orchestrator:
 - ``KAFKA_BOOTSTRAP_SERVERS``: the local broker;
 - ``BENCH_DB_PATH``: the SQLite file of the ORM receiver (an in-memory database otherwise);
 - ``BENCH_CONN_MAX_AGE``: ``CONN_MAX_AGE`` of that database, seconds or ``none`` (Django's 0 when unset);
+- ``BENCH_CONCURRENCY``: ``KAFKA_CONSUMER['CONCURRENCY']`` (the app's default of 1 when unset);
 - ``BENCH_RECEIVER`` and the other ``BENCH_*`` variables: see :mod:`benchmarks.benchapp.kafka_handlers`.
 
 Everything else is left at the app's defaults (``POLL_TIMEOUT`` 1 s, no ``CONSUMER_CONFIG``),
@@ -47,6 +48,8 @@ KAFKA_CONSUMER = {
     "BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
     "GROUP_ID": os.environ.get("KAFKA_GROUP_ID", "benchmarks"),
 }
+if os.environ.get("BENCH_CONCURRENCY"):
+    KAFKA_CONSUMER["CONCURRENCY"] = int(os.environ["BENCH_CONCURRENCY"])
 
 LOGGING = {
     "version": 1,
