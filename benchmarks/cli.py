@@ -85,6 +85,14 @@ SIZE_OPTIONS: tuple[tuple[str, Callable[[str], object], str], ...] = (
     ("scaling_processes", int_list, "numbers of consume_events processes to try (default 1,2,3)"),
     ("scaling_seconds", positive_float, "seconds each scaling step is measured (default 20; quick 8)"),
     ("scaling_sleep_ms", positive_float, "milliseconds the scaling receiver sleeps per message (default 5)"),
+    ("concurrency_threads", positive_int, "CONCURRENCY compared with 1 by the concurrency benchmark (default 32)"),
+    (
+        "concurrency_messages",
+        positive_int,
+        "messages of its 5 ms receiver, at CONCURRENCY>1 (default 80,000; quick 20,000)",
+    ),
+    ("concurrency_backlog", positive_int, "messages of its backlog, 1 ms receiver (default 1,000,000; quick 500,000)"),
+    ("concurrency_backlog_seconds", positive_float, "seconds of its backlog run (default 45; quick 10)"),
     ("orm_conn_max_age", conn_max_age, "CONN_MAX_AGE of the ORM receiver's database: none or seconds (default none)"),
 )
 

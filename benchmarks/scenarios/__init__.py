@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.context import Context
-from benchmarks.scenarios import latency, memory, openedx, scaling, startup, throughput
+from benchmarks.scenarios import concurrency, latency, memory, openedx, scaling, startup, throughput
 
 RUNNERS: dict[str, Callable[[Context], Any]] = {
     "throughput": throughput.run,
@@ -18,5 +18,6 @@ RUNNERS: dict[str, Callable[[Context], Any]] = {
     "latency": latency.run,
     "memory": memory.run,
     "scaling": scaling.run,
+    "concurrency": concurrency.run,
     "startup": startup.run,
 }
