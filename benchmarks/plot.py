@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # no display: render straight to a file
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from benchmarks.config import TARGETS
 from benchmarks.report import MB, Results
@@ -121,6 +122,48 @@ def draw_scaling(axes: Axes, results: Results) -> None:
     axes.legend(fontsize="small")
 
 
+def draw_concurrency(axes: Axes, results: Results) -> None:
+    """Two halves of one panel: msgs/s at CONCURRENCY 1 and N (5 ms receiver); RSS over time under a backlog."""
+    result = results.concurrency
+    assert result is not None
+    spec = axes.get_subplotspec()
+    assert spec is not None
+    figure = axes.get_figure()
+    assert isinstance(figure, Figure)
+    axes.remove()
+    left, right = (figure.add_subplot(cell) for cell in spec.subgridspec(1, 2, wspace=0.45))
+    runs = (result.sequential, result.concurrent)
+    bars = left.bar([f"C={run.threads}" for run in runs], [run.rate for run in runs], color=["tab:gray", "tab:blue"])
+    left.bar_label(bars, labels=[f"{run.rate:,.0f}\n{run.cpu_us:.0f} µs" for run in runs], fontsize="x-small")
+    left.axhline(
+        result.sequential.rate * TARGETS.concurrency_ratio,
+        label=f"{TARGETS.concurrency_ratio:g} times C=1",
+        **TARGET_STYLE,
+    )
+    left.set_ylim(0, max(result.concurrent.rate, result.sequential.rate * TARGETS.concurrency_ratio) * 1.25)
+    left.set_title(f"Concurrency, {result.sleep_ms:g} ms receiver", fontsize="medium")
+    left.set_ylabel("messages / s (and CPU µs/msg)")
+    left.legend(fontsize="x-small", loc="upper left")
+    backlog = result.backlog
+    counts = sorted(backlog.rss_bytes)
+    right.plot(
+        [backlog.seconds[c] for c in counts],
+        [backlog.rss_bytes[c] / MB for c in counts],
+        linewidth=0.8,
+        color="tab:purple",
+    )
+    first, last = backlog.windows()
+    for window in (first, last):
+        right.axvspan(backlog.seconds[window[0]], backlog.seconds[window[-1]], color="tab:gray", alpha=0.2)
+    limit = backlog.peak(first) / MB + TARGETS.backlog_rss_growth_mb
+    right.axhline(limit, label="first peak + target", **TARGET_STYLE)
+    right.set_title(f"Backlog, C={backlog.threads}, {backlog.sleep_ms:g} ms", fontsize="medium")
+    right.set_xlabel("seconds since first message")
+    right.set_ylabel("RSS (MB)")
+    right.set_ylim(bottom=0)
+    right.legend(fontsize="x-small", loc="lower right")
+
+
 def draw_startup(axes: Axes, results: Results) -> None:
     """Each run's startup, split into Python + Django setup and Kafka."""
     result = results.startup
@@ -144,6 +187,7 @@ PANELS: dict[str, Callable[[Axes, Results], None]] = {
     "latency": draw_latency,
     "memory": draw_memory,
     "scaling": draw_scaling,
+    "concurrency": draw_concurrency,
     "startup": draw_startup,
 }
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.config import TARGETS, BenchSettings
+from benchmarks.scenarios.concurrency import BacklogRun, ConcurrencyResult
 from benchmarks.scenarios.latency import LatencyResult
 from benchmarks.scenarios.memory import MemoryResult
 from benchmarks.scenarios.openedx import VARIANTS as OPENEDX_VARIANTS
@@ -88,6 +89,7 @@ class Results:
     latency: LatencyResult | None = None
     memory: MemoryResult | None = None
     scaling: ScalingResult | None = None
+    concurrency: ConcurrencyResult | None = None
     startup: StartupResult | None = None
     #: The 1-minute load average when the run started and when it ended.
     load_average: tuple[float, float] | None = None
@@ -138,6 +140,8 @@ def build_rows(results: Results) -> list[Row]:
         rows += memory_rows(results.memory)
     if results.scaling is not None:
         rows += scaling_rows(results.scaling, results.metadata.cpu_count or 1)
+    if results.concurrency is not None:
+        rows += concurrency_rows(results.concurrency)
     if results.startup is not None:
         rows += startup_rows(results.startup, results.settings)
     return rows
@@ -145,7 +149,7 @@ def build_rows(results: Results) -> list[Row]:
 
 def throughput_rows(result: ThroughputResult, settings: BenchSettings) -> list[Row]:
     """msgs/s and CPU µs/msg of (a), (b), (c), then b/a and c/a of each."""
-    title = f"Throughput ({result.messages:,} msgs, {_runs(settings)})"
+    title = f"Throughput ({result.messages:,} msgs, {_runs(settings)}, CONCURRENCY=1)"
     labels = dict(VARIANTS)
     labels["orm"] += f" (CONN_MAX_AGE={settings.orm_conn_max_age.capitalize()})"
     rows = [Row(title, f"{labels[key]}, msgs/s", result.summary(key).format()) for key, _ in VARIANTS]
@@ -240,6 +244,55 @@ def scaling_rows(result: ScalingResult, cores: int) -> list[Row]:
         noun = "process" if step.processes == 1 else "processes"
         rows.append(Row(title if index == 0 else "", f"{step.processes} {noun}, total", text, target, status))
     return rows
+
+
+def concurrency_rows(result: ConcurrencyResult) -> list[Row]:
+    """msgs/s and CPU µs/msg of the I/O-bound receiver at CONCURRENCY 1 and N, their ratio; RSS under a backlog."""
+    return _io_bound_rows(result) + _backlog_rows(result.backlog)
+
+
+def _io_bound_rows(result: ConcurrencyResult) -> list[Row]:
+    title = f"Concurrency ({result.sleep_ms:g} ms receiver, {result.partitions} partitions, 1 process)"
+    runs = (result.sequential, result.concurrent)
+    rows = [
+        Row("", f"CONCURRENCY={run.threads}, msgs/s over {run.messages:,} msgs", f"{run.rate:,.0f}") for run in runs
+    ]
+    rows += [Row("", f"CONCURRENCY={run.threads}, CPU µs/msg", f"{run.cpu_us:.1f}") for run in runs]
+    rows.append(
+        Row(
+            "",
+            f"{result.concurrent.threads}/1, msgs/s",
+            f"{result.ratio:.3g}",
+            f"≥ {TARGETS.concurrency_ratio:g}",
+            verdict(result.ratio >= TARGETS.concurrency_ratio),
+        )
+    )
+    return [dataclasses.replace(rows[0], benchmark=title), *rows[1:]]
+
+
+def _backlog_rows(backlog: BacklogRun) -> list[Row]:
+    first, last = backlog.windows()
+    growth_mb = backlog.growth / MB
+
+    def window(counts: list[int]) -> str:
+        seconds = f"{backlog.seconds[counts[0]]:.0f}-{backlog.seconds[counts[-1]]:.0f} s"
+        return f"peak RSS, {seconds} ({counts[0]:,}-{counts[-1]:,} msgs)"
+
+    readings = [backlog.rss_bytes[count] / MB for count in sorted(backlog.rss_bytes) if count >= first[0]]
+    title = f"Backlog ({backlog.backlog:,} msgs, CONCURRENCY={backlog.threads}, {backlog.sleep_ms:g} ms receiver)"
+    return [
+        Row(title, window(first), f"{backlog.peak(first) / MB:.1f} MB"),
+        Row("", window(last), f"{backlog.peak(last) / MB:.1f} MB"),
+        Row(
+            "",
+            "growth of the peak",
+            f"{growth_mb:+.1f} MB",
+            f"≤ {TARGETS.backlog_rss_growth_mb:g} MB",
+            verdict(growth_mb <= TARGETS.backlog_rss_growth_mb),
+        ),
+        Row("", f"RSS range of {len(readings)} readings after warm-up", f"{min(readings):.0f}-{max(readings):.0f} MB"),
+        Row("", "msgs/s over the run", f"{backlog.rate:,.0f}"),
+    ]
 
 
 def startup_rows(result: StartupResult, settings: BenchSettings) -> list[Row]:
@@ -365,6 +418,21 @@ How it is measured
   (``benchmarks/registry.py``): every consumer fetches each writer schema once over HTTP, as from
   a real registry. (c) cannot be told where a new group starts nor when to stop: its group's
   offsets are committed at 0 beforehand, and it is killed once it handled every event.
+- **Concurrency**: one ``consume_events`` process (``CONCURRENCY`` from ``BENCH_CONCURRENCY``;
+  every other benchmark runs the default of 1), its receiver sleeping 5 ms per message as an
+  I/O-bound one would wait: ``CONCURRENCY=1`` timed over the first 1/40 of the topic, then
+  ``--concurrency-threads`` workers over all of it, each from its first handled message to its
+  last, with CPU per message over the same window. The backlog run produces
+  ``--concurrency-backlog`` messages first, then one process with that many workers and a 1 ms
+  receiver works through them for ``--concurrency-backlog-seconds``, reading its RSS at evenly
+  spaced message counts (several times a second), while 1.5 times librdkafka's prefetch buffer
+  is still unconsumed (a backlog throughout). Pausing a partition makes librdkafka drop what it
+  prefetched for it, so the RSS swings between readings: each checkpoint is the peak RSS of a
+  window, the first and the last quarter of the time after a 5 s warm-up, and the growth is the
+  last peak minus the first.
+  Memory stays flat if backpressure works: librdkafka fetches at most
+  ``queued.max.messages.kbytes`` ahead, and the engine pauses a partition holding ``MAX_QUEUED``
+  (2,000) messages taken in and not finished.
 - **Latency**: after warm-up, messages are produced at a fixed rate (``linger.ms=0``) with
   ``time.time_ns()`` in a header; the receiver subtracts it from ``time.time_ns()``. The topic
   uses ``LogAppendTime``, so the receiver also measures from the broker's append (to the
