@@ -429,8 +429,7 @@ How it is measured
   is still unconsumed (a backlog throughout). Pausing a partition makes librdkafka drop what it
   prefetched for it, so the RSS swings between readings: each checkpoint is the peak RSS of a
   window, the first and the last quarter of the time after a 5 s warm-up, and the growth is the
-  last peak minus the first.
-  Memory stays flat if backpressure works: librdkafka fetches at most
+  last peak minus the first. Memory stays flat if backpressure works: librdkafka fetches at most
   ``queued.max.messages.kbytes`` ahead, and the engine pauses a partition holding ``MAX_QUEUED``
   (2,000) messages taken in and not finished.
 - **Latency**: after warm-up, messages are produced at a fixed rate (``linger.ms=0``) with
