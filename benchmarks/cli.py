@@ -75,6 +75,7 @@ def scenario_list(text: str) -> tuple[str, ...]:
 #: The size options: (field of BenchSettings, argparse type, help).
 SIZE_OPTIONS: tuple[tuple[str, Callable[[str], object], str], ...] = (
     ("messages", positive_int, "messages on the throughput topic (default 200,000; quick 20,000)"),
+    ("openedx_messages", positive_int, "Open edX events on the openedx topic (default 50,000; quick 5,000)"),
     ("payload_bytes", positive_int, "bytes of each JSON message (default 300)"),
     ("partitions", positive_int, "partitions of every topic (default 6)"),
     ("repetitions", positive_int, "alternating throughput rounds, and startup runs (default 3; quick 1)"),
@@ -84,6 +85,14 @@ SIZE_OPTIONS: tuple[tuple[str, Callable[[str], object], str], ...] = (
     ("scaling_processes", int_list, "numbers of consume_events processes to try (default 1,2,3)"),
     ("scaling_seconds", positive_float, "seconds each scaling step is measured (default 20; quick 8)"),
     ("scaling_sleep_ms", positive_float, "milliseconds the scaling receiver sleeps per message (default 5)"),
+    ("concurrency_threads", positive_int, "CONCURRENCY compared with 1 by the concurrency benchmark (default 32)"),
+    (
+        "concurrency_messages",
+        positive_int,
+        "messages of its 5 ms receiver, at CONCURRENCY>1 (default 80,000; quick 20,000)",
+    ),
+    ("concurrency_backlog", positive_int, "messages of its backlog, 1 ms receiver (default 1,000,000; quick 500,000)"),
+    ("concurrency_backlog_seconds", positive_float, "seconds of its backlog run (default 45; quick 10)"),
     ("orm_conn_max_age", conn_max_age, "CONN_MAX_AGE of the ORM receiver's database: none or seconds (default none)"),
 )
 
@@ -120,8 +129,10 @@ def settings_from(args: argparse.Namespace) -> BenchSettings:
     base = QUICK if args.quick else BenchSettings()
     overrides = {name: getattr(args, name) for name, _, _ in SIZE_OPTIONS if getattr(args, name) is not None}
     settings = dataclasses.replace(base, **overrides)
-    if settings.messages < 2 or settings.latency_messages < 2:
-        raise SystemExit("error: --messages and --latency-messages must be at least 2 (a rate needs two messages)")
+    if min(settings.messages, settings.openedx_messages, settings.latency_messages) < 2:
+        raise SystemExit(
+            "error: --messages, --openedx-messages and --latency-messages must be at least 2 (a rate needs two)"
+        )
     return settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: Every scenario, in the order they run.
-SCENARIOS = ("throughput", "latency", "memory", "scaling", "startup")
+SCENARIOS = ("throughput", "openedx", "latency", "memory", "scaling", "concurrency", "startup")
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,8 @@ class BenchSettings:
 
     #: Messages on the throughput topic; every throughput run consumes all of them.
     messages: int = 200_000
+    #: Open edX events (Avro, produced by edx-event-bus-kafka) on the Open edX topic; every run consumes all.
+    openedx_messages: int = 50_000
     #: Size of each message's JSON value, in bytes.
     payload_bytes: int = 300
     #: Partitions of every topic.
@@ -32,6 +34,15 @@ class BenchSettings:
     scaling_seconds: float = 20.0
     #: Milliseconds the scaling benchmark's receiver sleeps per message.
     scaling_sleep_ms: float = 5.0
+    #: Worker threads (``CONCURRENCY``) of the concurrency benchmark's one process, against 1.
+    concurrency_threads: int = 32
+    #: Messages of the concurrency benchmark's 5 ms receiver: all of them timed with ``concurrency_threads``,
+    #: the first ``1 / SEQUENTIAL_SHARE`` of them with ``CONCURRENCY = 1``.
+    concurrency_messages: int = 80_000
+    #: Messages produced before the concurrency benchmark's backlog run (1 ms receiver) starts.
+    concurrency_backlog: int = 1_000_000
+    #: Seconds the backlog run works through the backlog, its RSS read as it goes.
+    concurrency_backlog_seconds: float = 45.0
     #: ``CONN_MAX_AGE`` of the ORM receiver's database: ``none`` (persistent, as a long-running worker
     #: should have it) or seconds. With Django's default of 0 the app reconnects for every message.
     orm_conn_max_age: str = "none"
@@ -40,10 +51,14 @@ class BenchSettings:
 #: ``--quick``: a smoke run of every scenario in a few minutes.
 QUICK = BenchSettings(
     messages=20_000,
+    openedx_messages=5_000,
     repetitions=1,
     latency_messages=2_000,
     memory_checkpoints=(10_000, 100_000),
     scaling_seconds=8.0,
+    concurrency_messages=20_000,
+    concurrency_backlog=500_000,
+    concurrency_backlog_seconds=10.0,
 )
 
 
@@ -53,12 +68,22 @@ class Targets:
 
     #: No-op receiver throughput over the reference's, at least.
     noop_ratio: float = 0.8
+    #: No-op receiver CPU time per message over the reference's, at most.
+    noop_cpu_ratio: float = 1.5
+    #: Open edX events: consume_events' throughput over edx-event-bus-kafka's consumer's, at least.
+    openedx_peer_ratio: float = 2.0
+    #: Open edX events: consume_events' throughput over the hand-written Avro loop's, at least.
+    openedx_loop_ratio: float = 0.9
     #: 99th percentile produce-to-receiver latency at ``latency_rate``, at most (ms).
     latency_p99_ms: float = 25.0
     #: RSS growth between the first and the last memory checkpoint, at most (MB).
     rss_growth_mb: float = 10.0
     #: Total throughput of N processes over N times one process's, at least, for N up to the cores.
     scaling_efficiency: float = 0.8
+    #: msgs/s of one process with ``concurrency_threads`` workers over its msgs/s with 1, 5 ms receiver, at least.
+    concurrency_ratio: float = 20.0
+    #: RSS growth of the concurrency benchmark's process while it works through a backlog, at most (MB).
+    backlog_rss_growth_mb: float = 10.0
     #: Process start to first message handled, at most (s).
     startup_s: float = 3.0
     #: ORM throughput of a bulk_create batch receiver over the per-message ORM receiver's, at least.

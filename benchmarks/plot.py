@@ -12,9 +12,11 @@ matplotlib.use("Agg")  # no display: render straight to a file
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from benchmarks.config import TARGETS
 from benchmarks.report import MB, Results
+from benchmarks.scenarios.openedx import VARIANTS as OPENEDX_VARIANTS
 from benchmarks.scenarios.throughput import VARIANTS
 
 TARGET_STYLE: dict[str, Any] = {"color": "tab:red", "linestyle": "--", "linewidth": 1}
@@ -31,8 +33,35 @@ def draw_throughput(axes: Axes, results: Results) -> None:
     labels = ["(a) reference", "(b) no-op", "(c) ORM", "(d) ORM batch"]
     axes.bar(labels, medians, yerr=errors, capsize=4, color=["tab:gray", "tab:blue", "tab:green", "tab:olive"])
     axes.axhline(medians[0] * TARGETS.noop_ratio, label=f"{TARGETS.noop_ratio:.0%} of (a)", **TARGET_STYLE)
+    for bar, (key, _) in zip(axes.patches, VARIANTS, strict=False):
+        cpu = result.cpu_summary(key).median
+        axes.annotate(f"{cpu:.0f} µs CPU/msg", (bar.get_x() + bar.get_width() / 2, bar.get_height() / 2), ha="center")
     axes.set_title(f"Throughput, {result.messages:,} msgs")
     axes.set_ylabel("messages / s")
+    axes.legend(fontsize="small")
+
+
+def draw_openedx(axes: Axes, results: Results) -> None:
+    """Bars of the median msgs/s of the loop, ours and edx-event-bus-kafka's, with CPU µs/msg on each."""
+    result = results.openedx
+    assert result is not None
+    summaries = [result.summary(key) for key, _ in OPENEDX_VARIANTS]
+    medians = [item.median for item in summaries]
+    errors = [[m - item.minimum for m, item in zip(medians, summaries, strict=True)]]
+    errors.append([item.maximum - m for m, item in zip(medians, summaries, strict=True)])
+    labels = ["(a) hand-written", "(b) consume_events", "(c) edx-event-bus-kafka"]
+    bars = axes.bar(labels, medians, yerr=errors, capsize=4, color=["tab:gray", "tab:blue", "tab:orange"])
+    for bar, (key, _) in zip(bars, OPENEDX_VARIANTS, strict=True):
+        cpu = result.cpu_summary(key).median
+        axes.annotate(f"{cpu:.0f} µs CPU/msg", (bar.get_x() + bar.get_width() / 2, bar.get_height() / 2), ha="center")
+    axes.axhline(
+        medians[0] * TARGETS.openedx_loop_ratio, label=f"{TARGETS.openedx_loop_ratio:.0%} of (a)", **TARGET_STYLE
+    )
+    peer_target = medians[2] * TARGETS.openedx_peer_ratio
+    axes.axhline(peer_target, label=f"{TARGETS.openedx_peer_ratio:g} times (c)", color="tab:purple", linestyle="--")
+    axes.set_title(f"Open edX events, {result.messages:,} msgs")
+    axes.set_ylabel("messages / s")
+    axes.tick_params(axis="x", labelsize="small")
     axes.legend(fontsize="small")
 
 
@@ -93,6 +122,48 @@ def draw_scaling(axes: Axes, results: Results) -> None:
     axes.legend(fontsize="small")
 
 
+def draw_concurrency(axes: Axes, results: Results) -> None:
+    """Two halves of one panel: msgs/s at CONCURRENCY 1 and N (5 ms receiver); RSS over time under a backlog."""
+    result = results.concurrency
+    assert result is not None
+    spec = axes.get_subplotspec()
+    assert spec is not None
+    figure = axes.get_figure()
+    assert isinstance(figure, Figure)
+    axes.remove()
+    left, right = (figure.add_subplot(cell) for cell in spec.subgridspec(1, 2, wspace=0.45))
+    runs = (result.sequential, result.concurrent)
+    bars = left.bar([f"C={run.threads}" for run in runs], [run.rate for run in runs], color=["tab:gray", "tab:blue"])
+    left.bar_label(bars, labels=[f"{run.rate:,.0f}\n{run.cpu_us:.0f} µs" for run in runs], fontsize="x-small")
+    left.axhline(
+        result.sequential.rate * TARGETS.concurrency_ratio,
+        label=f"{TARGETS.concurrency_ratio:g} times C=1",
+        **TARGET_STYLE,
+    )
+    left.set_ylim(0, max(result.concurrent.rate, result.sequential.rate * TARGETS.concurrency_ratio) * 1.25)
+    left.set_title(f"Concurrency, {result.sleep_ms:g} ms receiver", fontsize="medium")
+    left.set_ylabel("messages / s (and CPU µs/msg)")
+    left.legend(fontsize="x-small", loc="upper left")
+    backlog = result.backlog
+    counts = sorted(backlog.rss_bytes)
+    right.plot(
+        [backlog.seconds[c] for c in counts],
+        [backlog.rss_bytes[c] / MB for c in counts],
+        linewidth=0.8,
+        color="tab:purple",
+    )
+    first, last = backlog.windows()
+    for window in (first, last):
+        right.axvspan(backlog.seconds[window[0]], backlog.seconds[window[-1]], color="tab:gray", alpha=0.2)
+    limit = backlog.peak(first) / MB + TARGETS.backlog_rss_growth_mb
+    right.axhline(limit, label="first peak + target", **TARGET_STYLE)
+    right.set_title(f"Backlog, C={backlog.threads}, {backlog.sleep_ms:g} ms", fontsize="medium")
+    right.set_xlabel("seconds since first message")
+    right.set_ylabel("RSS (MB)")
+    right.set_ylim(bottom=0)
+    right.legend(fontsize="x-small", loc="lower right")
+
+
 def draw_startup(axes: Axes, results: Results) -> None:
     """Each run's startup, split into Python + Django setup and Kafka."""
     result = results.startup
@@ -112,9 +183,11 @@ def draw_startup(axes: Axes, results: Results) -> None:
 
 PANELS: dict[str, Callable[[Axes, Results], None]] = {
     "throughput": draw_throughput,
+    "openedx": draw_openedx,
     "latency": draw_latency,
     "memory": draw_memory,
     "scaling": draw_scaling,
+    "concurrency": draw_concurrency,
     "startup": draw_startup,
 }
 

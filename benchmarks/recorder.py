@@ -8,7 +8,13 @@ Django nor confluent-kafka.
 
 Timestamps come from :func:`time.monotonic_ns`, which on Linux reads ``CLOCK_MONOTONIC``, one
 clock for every process on the machine, so the orchestrator can compare them with its own
-(for the startup time). The orchestrator passes the options in ``BENCH_*`` environment variables.
+(for the startup time). With an expected count, the process's CPU time
+(:func:`time.process_time_ns`: every thread, librdkafka's included) is also read at the first
+and at the expected message, so that CPU per message covers the same window as the rate. The
+orchestrator passes the options in ``BENCH_*`` environment variables.
+
+Receivers that run in several worker threads at once (``CONCURRENCY`` above 1) need a
+:class:`LockedRecorder` (``RecorderOptions(locked=True)``): ``count += 1`` is not atomic.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +33,7 @@ ENV_RESULT_FILE = "BENCH_RESULT_FILE"
 ENV_EXPECTED = "BENCH_EXPECTED"
 ENV_RSS_AT = "BENCH_RSS_AT"
 ENV_KEEP_TIMES = "BENCH_KEEP_TIMES"
+ENV_LOCKED = "BENCH_RECORDER_LOCKED"
 
 #: Suffix of the empty file written when the first message was handled.
 STARTED_SUFFIX = ".started"
@@ -42,6 +50,8 @@ class RecorderOptions:
     rss_at: frozenset[int] = field(default_factory=frozenset)
     #: Keep the time of every handled message (for windowed rates; costs 8 bytes a message).
     keep_times: bool = False
+    #: Serialize every call with a lock, for receivers running in several threads at once.
+    locked: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> RecorderOptions:
@@ -54,11 +64,12 @@ class RecorderOptions:
             expected=int(expected) if expected else None,
             rss_at=frozenset(int(item) for item in rss_at.split(",") if item),
             keep_times=environ.get(ENV_KEEP_TIMES) == "1",
+            locked=environ.get(ENV_LOCKED) == "1",
         )
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that make :meth:`from_env` return these options."""
-        env = {ENV_KEEP_TIMES: "1" if self.keep_times else "0"}
+        env = {ENV_KEEP_TIMES: "1" if self.keep_times else "0", ENV_LOCKED: "1" if self.locked else "0"}
         if self.result_path is not None:
             env[ENV_RESULT_FILE] = str(self.result_path)
         if self.expected is not None:
@@ -97,6 +108,8 @@ class Recorder:
         self.from_broker_ns: list[int] = []
         self.times_ns: list[int] = []
         self.rss: dict[int, int] = {}
+        #: When each RSS sample was read (``time.monotonic_ns()``), by message count.
+        self.rss_ns: dict[int, int] = {}
         self._expected = options.expected
         self._rss_at = options.rss_at
         self._keep_times = options.keep_times
@@ -106,8 +119,9 @@ class Recorder:
 
     @classmethod
     def from_env(cls) -> Recorder:
-        """A recorder configured by the ``BENCH_*`` environment variables."""
-        return cls(RecorderOptions.from_env())
+        """A recorder configured by the ``BENCH_*`` environment variables (a :class:`LockedRecorder` if locked)."""
+        options = RecorderOptions.from_env()
+        return LockedRecorder(options) if options.locked else cls(options)
 
     def record(self) -> None:
         """Note that one more measured message was handled, now."""
@@ -120,6 +134,7 @@ class Recorder:
             self.times_ns.append(now)
         if self._process is not None and self.count in self._rss_at:
             self.rss[self.count] = self._process.memory_info().rss
+            self.rss_ns[self.count] = now
         if self.count == self._expected:
             self._last()
 
@@ -169,6 +184,7 @@ class Recorder:
             "cpu_first_ns": self.cpu_first_ns,
             "cpu_last_ns": self.cpu_last_ns,
             "rss": {str(count): value for count, value in sorted(self.rss.items())},
+            "rss_ns": {str(count): value for count, value in sorted(self.rss_ns.items())},
             "latencies_ns": self.latencies_ns,
             "from_broker_ns": self.from_broker_ns,
             "times_ns": self.times_ns,
@@ -186,6 +202,39 @@ class Recorder:
     def _mark_started(self) -> None:
         if self.options.result_path is not None:
             started_marker(self.options.result_path).touch()
+
+
+class LockedRecorder(Recorder):
+    """A :class:`Recorder` whose calls hold one lock: for receivers that run in several threads at once."""
+
+    def __init__(self, options: RecorderOptions) -> None:
+        self._lock = threading.RLock()  # reentrant: record() writes the results at the expected count
+        super().__init__(options)
+
+    def record(self) -> None:
+        """Note that one more measured message was handled, now (one thread at a time)."""
+        with self._lock:
+            super().record()
+
+    def record_latency(self, latency_ns: int, from_broker_ns: int) -> None:
+        """As :meth:`Recorder.record_latency`, one thread at a time."""
+        with self._lock:
+            super().record_latency(latency_ns, from_broker_ns)
+
+    def record_warmup(self) -> None:
+        """As :meth:`Recorder.record_warmup`, one thread at a time."""
+        with self._lock:
+            super().record_warmup()
+
+    def record_many(self, count: int) -> None:
+        """As :meth:`Recorder.record_many`, one thread at a time."""
+        with self._lock:
+            super().record_many(count)
+
+    def write(self) -> None:
+        """Write the results, with no thread recording meanwhile."""
+        with self._lock:
+            super().write()
 
 
 def _current_process() -> Any:

@@ -53,6 +53,13 @@ def rate(count: int, first_ns: int, last_ns: int, first_count: int = 1) -> float
     return (count - first_count) / ((last_ns - first_ns) / 1e9)
 
 
-def cpu_per_message_us(count: int, first_count: int, cpu_first_ns: int, cpu_last_ns: int) -> float:
-    """The process's CPU time (every thread) per message over the same window as :func:`rate`, in µs."""
-    return (cpu_last_ns - cpu_first_ns) / 1000 / max(count - first_count, 1)
+def cpu_per_message_us(count: int, cpu_first_ns: int | None, cpu_last_ns: int | None, first_count: int = 1) -> float:
+    """
+    Microseconds of the process's CPU time per message, over the same window as :func:`rate`.
+
+    The CPU time is the whole process's (every thread: librdkafka's fetching and committing
+    count as much as the Python loop).
+    """
+    if count <= first_count or cpu_first_ns is None or cpu_last_ns is None:
+        raise ValueError(f"need the CPU time at the first and the last of at least two messages (got {count})")
+    return (cpu_last_ns - cpu_first_ns) / (count - first_count) / 1000

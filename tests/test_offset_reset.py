@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,9 +20,13 @@ START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def topic_with_history(kafka_settings, make_topic):
+def topic_with_history(kafka_settings, kafka_broker, request):
     """A 2-partition topic holding messages n=0..5, produced at START + n hours, and a receiver recording n."""
-    topic = make_topic(partitions=2)
+    # Kept whatever their age: the test broker deletes messages older than 2 hours (log.retention.hours) at
+    # its next retention check, and these are months old, so a check between producing and consuming
+    # left the consumer nothing to read.
+    topic = f"{request.node.name.replace('_', '-')[:60]}-{uuid.uuid4().hex[:6]}"
+    kafka_broker.create_topic(topic, 2, config={"retention.ms": "-1"})
     producer = Producer({"bootstrap.servers": kafka_settings.KAFKA_CONSUMER["BOOTSTRAP_SERVERS"]})
     for n in range(6):
         stamp = int((START + timedelta(hours=n)).timestamp() * 1000)

@@ -1,5 +1,6 @@
 """App configuration of the benchmark app."""
 
+import os
 from typing import Any
 
 from django.apps import AppConfig
@@ -29,3 +30,7 @@ class BenchAppConfig(AppConfig):
     def ready(self) -> None:
         """Tune SQLite connections (works on every supported Django, unlike OPTIONS['init_command'])."""
         connection_created.connect(tune_sqlite, dispatch_uid="benchapp.tune_sqlite")
+        if os.environ.get("BENCH_RECEIVER") == "openedx":
+            from benchmarks.benchapp import openedx_receiver  # needs openedx-events, only installed then
+
+            openedx_receiver.connect()

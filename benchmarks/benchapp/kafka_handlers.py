@@ -10,7 +10,10 @@ Receivers of the benchmarks, connected according to environment variables set by
   then records the batch's messages;
 - ``sleep``: sleeps ``BENCH_SLEEP_MS`` milliseconds (an I/O-bound handler), then records;
 - ``latency``: computes ``time.time_ns()`` minus the producer's ``bench-sent-ns`` header, and
-  minus the message's timestamp (the broker's append time, on a ``LogAppendTime`` topic).
+  minus the message's timestamp (the broker's append time, on a ``LogAppendTime`` topic);
+- ``openedx``: nothing here: the Open edX benchmark's receiver is connected to its
+  ``OpenEdxPublicSignal`` by the app's ``ready()`` (:mod:`benchmarks.benchapp.openedx_receiver`),
+  in every process of that benchmark.
 
 Every receiver ends with the same :class:`~benchmarks.recorder.Recorder` call as the reference
 loop; the recorder is configured by the ``BENCH_*`` variables it documents. Without
@@ -25,12 +28,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks.benchapp.models import HandledEvent
+from benchmarks.benchapp.recording import recorder
 from benchmarks.payloads import SENT_NS_HEADER
-from benchmarks.recorder import Recorder
 from kafka_consumer_app.message import Message
 from kafka_consumer_app.signals import batch_signal, topic_signal
 
-recorder = Recorder.from_env()
 SLEEP_SECONDS = float(os.environ.get("BENCH_SLEEP_MS") or 0) / 1000
 
 
@@ -100,6 +102,8 @@ def connect_receiver() -> None:
     name = os.environ.get("BENCH_RECEIVER", "noop")
     if name in BATCH_RECEIVERS:
         batch_signal(topic).connect(BATCH_RECEIVERS[name], dispatch_uid="benchmarks.receiver")
+        return
+    if name == "openedx":
         return
     if name not in RECEIVERS:
         raise ValueError(f"BENCH_RECEIVER must be one of {', '.join([*RECEIVERS, *BATCH_RECEIVERS])}, not {name!r}")

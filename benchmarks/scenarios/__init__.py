@@ -10,12 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.context import Context
-from benchmarks.scenarios import latency, memory, scaling, startup, throughput
+from benchmarks.scenarios import concurrency, latency, memory, openedx, scaling, startup, throughput
 
 RUNNERS: dict[str, Callable[[Context], Any]] = {
     "throughput": throughput.run,
+    "openedx": openedx.run,
     "latency": latency.run,
     "memory": memory.run,
     "scaling": scaling.run,
+    "concurrency": concurrency.run,
     "startup": startup.run,
 }

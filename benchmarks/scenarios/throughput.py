@@ -12,7 +12,8 @@ startup, group join and the first fetch are outside the window for all three ali
 
 Runs alternate a, b, c, d, a, b, c, d, ... so that slow drift of the machine (other processes, the
 broker's page cache, JIT) spreads evenly; ratios are taken per round (b_i / a_i, d_i / c_i) and
-summarized. Each run also reports the process's CPU time per message over the same window.
+summarized. Each run also reports its CPU time per message over the same window (the whole
+process's, so librdkafka's threads count too): a ratio of rates can hide work that another core absorbed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks import processes
 from benchmarks.cluster import BenchmarkError, produce_bulk
@@ -43,27 +45,45 @@ ORM_VARIANTS = ("orm", "orm-batch")
 
 @dataclass
 class ThroughputResult:
-    """Messages per second of every run, by variant, in run order."""
+    """Messages per second, and CPU microseconds per message, of every run, by variant, in run order."""
 
     messages: int
     payload_bytes: int
     partitions: int
     rates: dict[str, list[float]] = field(default_factory=dict)
-    #: CPU µs per message of every run (the whole process, every thread), by variant, in run order.
     cpu_us: dict[str, list[float]] = field(default_factory=dict)
 
     def summary(self, variant: str) -> Summary:
         """Median, minimum and maximum msgs/s of one variant."""
         return Summary.of(self.rates[variant])
 
-    def cpu(self, variant: str) -> Summary:
+    def cpu_summary(self, variant: str) -> Summary:
         """Median, minimum and maximum CPU µs per message of one variant."""
         return Summary.of(self.cpu_us[variant])
 
     def ratio(self, variant: str, base: str = "reference") -> Summary:
-        """``variant`` over ``base`` (the reference), round by round (runs of one round ran back to back)."""
-        pairs = zip(self.rates[variant], self.rates[base], strict=True)
-        return Summary.of([value / reference for value, reference in pairs])
+        """``variant``'s msgs/s over ``base``'s, round by round (runs of one round ran back to back)."""
+        return round_ratios(self.rates[variant], self.rates[base])
+
+    def cpu_ratio(self, variant: str, base: str = "reference") -> Summary:
+        """``variant``'s CPU per message over ``base``'s, round by round."""
+        return round_ratios(self.cpu_us[variant], self.cpu_us[base])
+
+
+def round_ratios(values: list[float], bases: list[float]) -> Summary:
+    """``values[i] / bases[i]`` for every round, summarized."""
+    return Summary.of([value / base for value, base in zip(values, bases, strict=True)])
+
+
+def measured(name: str, recorded: dict[str, Any], expected: int) -> tuple[float, float]:
+    """(msgs/s, CPU µs per message) of one run's recorder output, which must count ``expected`` messages."""
+    if recorded["count"] != expected:
+        raise BenchmarkError(f"{name} handled {recorded['count']} messages, expected {expected}")
+    count, first_count = recorded["count"], recorded.get("first_count", 1)  # a batch receiver's first batch
+    return (
+        rate(count, recorded["first_ns"], recorded["last_ns"], first_count),
+        cpu_per_message_us(count, recorded["cpu_first_ns"], recorded["cpu_last_ns"], first_count),
+    )
 
 
 def run(context: Context) -> ThroughputResult:
@@ -81,8 +101,10 @@ def run(context: Context) -> ThroughputResult:
             value, cpu = _run_once(context, variant, topic, round_number, template)
             result.rates.setdefault(variant, []).append(value)
             result.cpu_us.setdefault(variant, []).append(cpu)
-            where = f"round {round_number}/{settings.repetitions} {label}"
-            say(f"throughput: {where}: {value:,.0f} msgs/s, {cpu:.0f} µs CPU/msg")
+            say(
+                f"throughput: round {round_number}/{settings.repetitions} {label}: "
+                f"{value:,.0f} msgs/s, {cpu:.1f} µs CPU/msg"
+            )
     return result
 
 
@@ -96,14 +118,10 @@ def _run_once(context: Context, variant: str, topic: str, round_number: int, tem
         shutil.copyfile(template, database)
     with processes.running(process):
         process.wait(timeout=120 + messages / 100)  # a guard against hangs, far above any expected time
-    recorded = process.result()
-    if recorded["count"] != messages:
-        raise BenchmarkError(f"{name} handled {recorded['count']} messages, expected {messages}")
+    figures = measured(name, process.result(), messages)
     if variant in ORM_VARIANTS:
         _check_rows(database, messages)
-    count, first_count = recorded["count"], recorded["first_count"]
-    cpu = cpu_per_message_us(count, first_count, recorded["cpu_first_ns"], recorded["cpu_last_ns"])
-    return rate(count, recorded["first_ns"], recorded["last_ns"], first_count), cpu
+    return figures
 
 
 def _make_process(context: Context, variant: str, name: str, topic: str, database: Path) -> MeasuredProcess:

@@ -34,10 +34,9 @@ from functools import lru_cache
 from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from confluent_kafka.serialization import MessageField, SerializationContext
 
+from kafka_consumer_app.engine.avro_decoder import CachedAvroDeserializer
 from kafka_consumer_app.exceptions import ConfigurationError, SchemaRegistryUnavailableError
 from kafka_consumer_app.serialization import ContextDeserializer, DeserializationContext
 from kafka_consumer_app.settings import base
@@ -66,6 +65,9 @@ def registry_config() -> dict[str, Any]:
 #: Registry clients by configuration: one per distinct SCHEMA_REGISTRY, for the life of the process.
 _clients: dict[str, SchemaRegistryClient] = {}
 _clients_lock = threading.Lock()
+#: The SCHEMA_REGISTRY dict last resolved, and its client: every message asks for the client, and
+#: the settings change (override_settings, a test's ``settings`` fixture) by replacing the dict.
+_last: tuple[object, SchemaRegistryClient] | None = None
 
 
 def schema_registry_client() -> SchemaRegistryClient:
@@ -73,19 +75,26 @@ def schema_registry_client() -> SchemaRegistryClient:
     The process's registry client for the current settings, made on first use and then reused.
 
     The client caches schemas by id, so it lives as long as ``SCHEMA_REGISTRY`` stays the same.
-    A ``mock://`` URL gives confluent-kafka's in-process mock registry. Its schemas live in that
+    While ``KAFKA_CONSUMER['SCHEMA_REGISTRY']`` is the same dict object as at the last call, that
+    call's client is returned without reading the configuration again; a new dict (settings
+    replaced) is resolved by its content, so equal configurations share one client. A
+    ``mock://`` URL gives confluent-kafka's in-process mock registry. Its schemas live in that
     client object, so a test that produces with the mock registry registers through this very
     client (same process, same SCHEMA_REGISTRY).
     """
+    global _last
+    registry = base.raw_settings().get("SCHEMA_REGISTRY")
+    last = _last
+    if last is not None and last[0] is registry:
+        return last[1]
     config = registry_config()
     key = json.dumps(config, sort_keys=True, default=repr)
-    client = _clients.get(key)
-    if client is not None:
-        return client
     with _clients_lock:
         if key not in _clients:
             _clients[key] = _new_client(config)
-        return _clients[key]
+        client = _clients[key]
+    _last = (registry, client)
+    return client
 
 
 def _new_client(config: dict[str, Any]) -> SchemaRegistryClient:
@@ -100,23 +109,21 @@ def _new_client(config: dict[str, Any]) -> SchemaRegistryClient:
 
 
 @lru_cache(maxsize=8)
-def writer_schema_deserializer(client: SchemaRegistryClient) -> AvroDeserializer:
-    """An AvroDeserializer that decodes with the writer's schema, fetched by the id in each message."""
-    deserializer: AvroDeserializer = AvroDeserializer(schema_registry_client=client)
-    return deserializer
+def writer_schema_deserializer(client: SchemaRegistryClient) -> CachedAvroDeserializer:
+    """A deserializer that decodes with the writer's schema, fetched by the id in each message."""
+    return CachedAvroDeserializer(client)
 
 
-def decode(deserializer: AvroDeserializer, data: bytes, context: DeserializationContext) -> Any:
+def decode(deserializer: CachedAvroDeserializer, data: bytes, context: DeserializationContext) -> Any:
     """
-    Run a confluent-kafka ``AvroDeserializer`` on one message's key or value.
+    Run confluent-kafka's ``AvroDeserializer`` (with its work cached per schema id) on one message's key or value.
 
     Raises :class:`SchemaRegistryUnavailableError` when the registry cannot be reached or refuses
     the credentials; anything else it raises (no wire format, an unknown schema id, bytes that
     do not fit the schema) makes the message malformed.
     """
-    field = MessageField.KEY if context.field == "key" else MessageField.VALUE
     try:
-        return deserializer(data, SerializationContext(context.topic, field, list(context.headers)))
+        return deserializer(data, context.topic, context.field, context.headers)
     except SchemaRegistryError as error:
         status = error.http_status_code
         if status in CREDENTIAL_STATUSES:

@@ -159,10 +159,10 @@ class BatchWorkers(Workers):
         """Whether a batch is open, queued, running or waiting for a retry."""
         return bool(self._batcher) or super().busy()
 
-    def revoking(self, partitions: Sequence[TopicPartition]) -> None:
+    def revoking(self, client: Consumer, partitions: Sequence[TopicPartition]) -> None:
         """Drop the revoked partitions' open batches, then as the workers do."""
         self._batcher.drop({partition.partition for partition in partitions})
-        super().revoking(partitions)
+        super().revoking(client, partitions)
 
     def forget(self, partitions: Sequence[TopicPartition]) -> None:
         """Drop the partitions' open batches, then as the workers do."""

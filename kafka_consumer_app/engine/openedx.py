@@ -48,13 +48,13 @@ from uuid import UUID
 
 from asgiref.sync import async_to_sync
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from openedx_events.data import EventsMetadata
 from openedx_events.event_bus.avro.deserializer import AvroSignalDeserializer
 from openedx_events.exceptions import SenderValidationError
 from openedx_events.tooling import SIGNAL_PROCESSED_FROM_EVENT_BUS, OpenEdxPublicSignal, load_all_signals
 
 from kafka_consumer_app.engine import avro
+from kafka_consumer_app.engine.avro_decoder import CachedAvroDeserializer
 from kafka_consumer_app.engine.dispatch import SignalEvent
 from kafka_consumer_app.exceptions import DeserializationError
 from kafka_consumer_app.message import EVENT_TYPE_HEADER, Headers
@@ -87,38 +87,66 @@ METADATA_HEADERS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-def header_values(headers: Headers, name: str) -> list[str]:
-    """Every value of header ``name``, decoded as UTF-8 (as CloudEvents specifies)."""
-    return [value.decode("utf-8") for key, value in headers if key == name and value is not None]
+class EventHeaders:
+    """
+    The CloudEvents headers of one message, read in one pass: each header's text, decoded as UTF-8 once.
+
+    A header given twice is remembered as such, and is an error only where it is used (the
+    ``ce_type`` when the signal is looked up, the others when the metadata is built), so that
+    the first fault a message has is the one reported, whatever else is wrong with it.
+    """
+
+    __slots__ = ("repeated", "texts")
+
+    def __init__(self, headers: Headers) -> None:
+        texts: dict[str, str] = {}
+        repeated: list[str] = []
+        for key, value in headers:
+            if key in METADATA_HEADERS and value is not None:
+                if key in texts:
+                    repeated.append(key)
+                texts[key] = value.decode("utf-8")
+        self.texts = texts
+        self.repeated = repeated
+
+    def event_type(self) -> str:
+        """The one ``ce_type`` header; raise InvalidEventError when it is missing or repeated."""
+        event_type = self.texts.get(EVENT_TYPE_HEADER)
+        if event_type is None or EVENT_TYPE_HEADER in self.repeated:
+            count = 0 if event_type is None else 1 + self.repeated.count(EVENT_TYPE_HEADER)
+            raise InvalidEventError(f"an Open edX event needs exactly one ce_type header, not {count}")
+        return event_type
+
+    def metadata(self) -> EventsMetadata:
+        """
+        The producer's EventsMetadata, as edx-event-bus-kafka rebuilds it from the headers.
+
+        ``ce_id`` is required; a missing optional header takes EventsMetadata's default (with a
+        warning); a header given twice is an error.
+        """
+        texts = self.texts
+        fields: dict[str, Any] = {}
+        for header, (field_name, convert) in METADATA_HEADERS.items():
+            text = texts.get(header)
+            if text is None:
+                if header == "ce_id":
+                    raise InvalidEventError("the message has no ce_id header")
+                logger.warning("Missing %r header on an Open edX event; EventsMetadata's default is used.", header)
+                continue
+            if header in self.repeated:
+                raise InvalidEventError(f"the message has {1 + self.repeated.count(header)} {header!r} headers")
+            fields[field_name] = convert(text)
+        return EventsMetadata(**fields)
 
 
 def metadata_from_headers(headers: Headers) -> EventsMetadata:
-    """
-    Rebuild the producer's EventsMetadata from the message's headers, as edx-event-bus-kafka does.
-
-    ``ce_id`` is required; a missing optional header takes EventsMetadata's default (with a
-    warning); a header given twice is an error.
-    """
-    fields: dict[str, Any] = {}
-    for header, (field_name, convert) in METADATA_HEADERS.items():
-        values = header_values(headers, header)
-        if not values:
-            if header == "ce_id":
-                raise InvalidEventError("the message has no ce_id header")
-            logger.warning("Missing %r header on an Open edX event; EventsMetadata's default is used.", header)
-            continue
-        if len(values) > 1:
-            raise InvalidEventError(f"the message has {len(values)} {header!r} headers")
-        fields[field_name] = convert(values[0])
-    return EventsMetadata(**fields)
+    """Rebuild the producer's EventsMetadata from the message's headers (see :meth:`EventHeaders.metadata`)."""
+    return EventHeaders(headers).metadata()
 
 
 def event_type_of(headers: Headers) -> str:
     """The one ``ce_type`` header; raise InvalidEventError when it is missing or repeated."""
-    values = header_values(headers, EVENT_TYPE_HEADER)
-    if len(values) != 1:
-        raise InvalidEventError(f"an Open edX event needs exactly one ce_type header, not {len(values)}")
-    return values[0]
+    return EventHeaders(headers).event_type()
 
 
 @lru_cache(maxsize=1)
@@ -146,12 +174,14 @@ def any_openedx_receivers() -> bool:
 
 
 @lru_cache(maxsize=256)
-def signal_deserializer(signal: OpenEdxPublicSignal, client: SchemaRegistryClient) -> AvroDeserializer:
+def signal_deserializer(signal: OpenEdxPublicSignal, client: SchemaRegistryClient) -> CachedAvroDeserializer:
     """
     The value deserializer of ``signal``, built as edx-event-bus-kafka's ``get_deserializer`` builds it.
 
     The writer's schema (by the id in the message) is resolved to the signal's own schema, and
     the record becomes the signal's event data (attrs objects, keyed as ``send_event`` takes them).
+    It is confluent-kafka's ``AvroDeserializer`` with its work cached per writer schema id
+    (:mod:`kafka_consumer_app.engine.avro_decoder`): the same records, the same errors.
     """
     signal_avro = AvroSignalDeserializer(signal)
 
@@ -159,10 +189,7 @@ def signal_deserializer(signal: OpenEdxPublicSignal, client: SchemaRegistryClien
         data: dict[str, Any] = signal_avro.from_dict(record)
         return data
 
-    deserializer: AvroDeserializer = AvroDeserializer(
-        schema_registry_client=client, schema_str=signal_avro.schema_string(), from_dict=from_dict
-    )
-    return deserializer
+    return CachedAvroDeserializer(client, signal_avro.schema_string(), from_dict)
 
 
 def check_event_data(signal: OpenEdxPublicSignal, data: dict[str, Any]) -> None:
@@ -256,10 +283,11 @@ class OpenEdxEventDeserializer(ContextDeserializer):
 
     def __call__(self, data: bytes, context: DeserializationContext) -> OpenEdxEvent:
         """Decode one message value; raise (malformed) when it is no event of a known signal."""
-        signal = signal_for(event_type_of(context.headers))
+        headers = EventHeaders(context.headers)
+        signal = signal_for(headers.event_type())
         event_data = avro.decode(signal_deserializer(signal, avro.schema_registry_client()), data, context)
         check_event_data(signal, event_data)
-        return OpenEdxEvent(signal, event_data, metadata_from_headers(context.headers))
+        return OpenEdxEvent(signal, event_data, headers.metadata())
 
 
 #: The value deserializer that ``OPENEDX_EVENTS`` selects (``settings.topics.OPENEDX_DESERIALIZER`` names it).

@@ -106,6 +106,21 @@ class ConsumerMetrics(ConsumerHooks):
             ["topic"],
             registry=self.registry,
         )
+        self._register_worker_metrics()
+        self._busy_seconds = 0.0
+        self._worker_partitions: set[int] = set()
+        ProcessCollector(registry=self.registry)
+        # Series that exist from the start read 0 rather than missing, so rate() and alerts work at once.
+        # The children are resolved once: labels() takes a lock and a lookup, on every message otherwise.
+        self._messages = {outcome: self.messages.labels(topic, outcome) for outcome in OUTCOMES}
+        self._rebalances = {kind: self.rebalances.labels(topic, kind) for kind in REBALANCE_KINDS}
+        self._commit_failures = self.commit_failures.labels(topic)
+        self._last_message_timestamp = self.last_message_timestamp.labels(topic)
+        self._durations: dict[str, Any] = {}
+        self._lag_partitions: set[int] = set()
+
+    def _register_worker_metrics(self) -> None:
+        """The metrics of the worker threads (CONCURRENCY above 1), set by ``after_workers``."""
         self.in_flight = Gauge(
             "kafka_consumer_in_flight", "Messages in a receiver now.", ["topic"], registry=self.registry
         )
@@ -130,17 +145,6 @@ class ConsumerMetrics(ConsumerHooks):
             ["topic"],
             registry=self.registry,
         )
-        self._busy_seconds = 0.0
-        self._worker_partitions: set[int] = set()
-        ProcessCollector(registry=self.registry)
-        # Series that exist from the start read 0 rather than missing, so rate() and alerts work at once.
-        # The children are resolved once: labels() takes a lock and a lookup, on every message otherwise.
-        self._messages = {outcome: self.messages.labels(topic, outcome) for outcome in OUTCOMES}
-        self._rebalances = {kind: self.rebalances.labels(topic, kind) for kind in REBALANCE_KINDS}
-        self._commit_failures = self.commit_failures.labels(topic)
-        self._last_message_timestamp = self.last_message_timestamp.labels(topic)
-        self._durations: dict[str, Any] = {}
-        self._lag_partitions: set[int] = set()
 
     def after_receiver(self, consumer: ConsumerView, receiver: str, seconds: float, error: Exception | None) -> None:
         """Time the receiver call."""
