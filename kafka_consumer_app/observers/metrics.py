@@ -107,8 +107,6 @@ class ConsumerMetrics(ConsumerHooks):
             registry=self.registry,
         )
         self._register_worker_metrics()
-        self._busy_seconds = 0.0
-        self._worker_partitions: set[int] = set()
         ProcessCollector(registry=self.registry)
         # Series that exist from the start read 0 rather than missing, so rate() and alerts work at once.
         # The children are resolved once: labels() takes a lock and a lookup, on every message otherwise.
@@ -121,6 +119,8 @@ class ConsumerMetrics(ConsumerHooks):
 
     def _register_worker_metrics(self) -> None:
         """The metrics of the worker threads (CONCURRENCY above 1), set by ``after_workers``."""
+        self._busy_seconds = 0.0
+        self._worker_partitions: set[int] = set()
         self.in_flight = Gauge(
             "kafka_consumer_in_flight", "Messages in a receiver now.", ["topic"], registry=self.registry
         )
