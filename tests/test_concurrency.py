@@ -454,3 +454,25 @@ def test_the_progress_line_and_the_metrics_report_the_workers(
     assert f'kafka_consumer_worker_threads{{topic="{topic}"}} 4.0' in text
     busy = [line for line in text.splitlines() if line.startswith("kafka_consumer_worker_busy_seconds_total")]
     assert busy and float(busy[0].split()[-1]) > 0
+
+
+def test_a_message_waiting_for_its_retry_is_not_idleness_for_idle_timeout(
+    kafka_settings, kafka_broker, make_topic, connect
+):
+    topic = make_topic(partitions=1)
+    configure(kafka_settings, topic, CONCURRENCY=2, RETRY={"ATTEMPTS": 2, "INITIAL_BACKOFF": 4.0, "JITTER": 0})
+    tries: list[int] = []
+
+    def receiver(sender, message, **kwargs):
+        tries.append(message.offset)
+        if len(tries) == 1:
+            raise ConnectionError("down for a moment")
+
+    connect(topic, receiver)
+    produce(kafka_broker.bootstrap_servers, topic, [{"n": 0}])
+
+    # The retry comes 4 s after the failure, later than --idle-timeout's 2 s: the wait is not idleness.
+    call_command("consume_events", topic=topic, idle_timeout=2)
+
+    assert tries == [0, 0]
+    assert committed(kafka_broker.bootstrap_servers, kafka_settings.KAFKA_CONSUMER["GROUP_ID"], topic, 1) == {0: 1}
