@@ -56,6 +56,7 @@ from openedx_events.tooling import SIGNAL_PROCESSED_FROM_EVENT_BUS, OpenEdxPubli
 from kafka_consumer_app.engine import avro
 from kafka_consumer_app.engine.avro_decoder import CachedAvroDeserializer
 from kafka_consumer_app.engine.dispatch import SignalEvent
+from kafka_consumer_app.engine.openedx_send import send_from_event_bus
 from kafka_consumer_app.exceptions import DeserializationError
 from kafka_consumer_app.message import EVENT_TYPE_HEADER, Headers
 from kafka_consumer_app.serialization import ContextDeserializer, DeserializationContext
@@ -247,9 +248,14 @@ class OpenEdxEvent(SignalEvent):
         return event_type
 
     def send(self) -> list[tuple[Callable[..., Any], Any]]:
-        """Send the signal exactly as edx-event-bus-kafka's consumer does; return each receiver's response."""
+        """
+        Send the signal exactly as edx-event-bus-kafka's consumer does; return each receiver's response.
+
+        That is ``send_event_with_custom_metadata(metadata, **data)``'s result, without formatting
+        its INFO line when that would be dropped (:mod:`kafka_consumer_app.engine.openedx_send`).
+        """
         try:
-            return list(self.signal.send_event_with_custom_metadata(self.metadata, **self.data))
+            return send_from_event_bus(self.signal, self.metadata, self.data)
         except SenderValidationError as error:
             raise DeserializationError(f"the event does not fit {self.signal.event_type}: {error}") from error
         except Exception as error:  # openedx-events used send() (DEBUG): a receiver's error ended the send
