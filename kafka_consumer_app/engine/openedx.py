@@ -56,6 +56,8 @@ from openedx_events.tooling import SIGNAL_PROCESSED_FROM_EVENT_BUS, OpenEdxPubli
 from kafka_consumer_app.engine import avro
 from kafka_consumer_app.engine.avro_decoder import CachedAvroDeserializer
 from kafka_consumer_app.engine.dispatch import SignalEvent
+from kafka_consumer_app.engine.openedx_data import event_data_converter
+from kafka_consumer_app.engine.openedx_send import send_from_event_bus
 from kafka_consumer_app.exceptions import DeserializationError
 from kafka_consumer_app.message import EVENT_TYPE_HEADER, Headers
 from kafka_consumer_app.serialization import ContextDeserializer, DeserializationContext
@@ -181,15 +183,14 @@ def signal_deserializer(signal: OpenEdxPublicSignal, client: SchemaRegistryClien
     The writer's schema (by the id in the message) is resolved to the signal's own schema, and
     the record becomes the signal's event data (attrs objects, keyed as ``send_event`` takes them).
     It is confluent-kafka's ``AvroDeserializer`` with its work cached per writer schema id
-    (:mod:`kafka_consumer_app.engine.avro_decoder`): the same records, the same errors.
+    (:mod:`kafka_consumer_app.engine.avro_decoder`): the same records, the same errors. The
+    record becomes event data as ``signal_avro.from_dict`` makes it, planned once per signal
+    (:mod:`kafka_consumer_app.engine.openedx_data`).
     """
     signal_avro = AvroSignalDeserializer(signal)
-
-    def from_dict(record: dict[str, Any], ctx: Any = None) -> dict[str, Any]:
-        data: dict[str, Any] = signal_avro.from_dict(record)
-        return data
-
-    return CachedAvroDeserializer(client, signal_avro.schema_string(), from_dict)
+    return CachedAvroDeserializer(
+        client, signal_avro.schema_string(), event_data_converter(signal, signal_avro.deserializers)
+    )
 
 
 def check_event_data(signal: OpenEdxPublicSignal, data: dict[str, Any]) -> None:
@@ -247,9 +248,14 @@ class OpenEdxEvent(SignalEvent):
         return event_type
 
     def send(self) -> list[tuple[Callable[..., Any], Any]]:
-        """Send the signal exactly as edx-event-bus-kafka's consumer does; return each receiver's response."""
+        """
+        Send the signal exactly as edx-event-bus-kafka's consumer does; return each receiver's response.
+
+        That is ``send_event_with_custom_metadata(metadata, **data)``'s result, without formatting
+        its INFO line when that would be dropped (:mod:`kafka_consumer_app.engine.openedx_send`).
+        """
         try:
-            return list(self.signal.send_event_with_custom_metadata(self.metadata, **self.data))
+            return send_from_event_bus(self.signal, self.metadata, self.data)
         except SenderValidationError as error:
             raise DeserializationError(f"the event does not fit {self.signal.event_type}: {error}") from error
         except Exception as error:  # openedx-events used send() (DEBUG): a receiver's error ended the send
