@@ -81,7 +81,7 @@ SIZE_OPTIONS: tuple[tuple[str, Callable[[str], object], str], ...] = (
     ("repetitions", positive_int, "alternating throughput rounds, and startup runs (default 3; quick 1)"),
     ("latency_messages", positive_int, "measured messages of the latency run (default 10,000; quick 2,000)"),
     ("latency_rate", positive_int, "messages per second of the latency run (default 1,000)"),
-    ("memory_checkpoints", int_list, "message counts where RSS is read (default 100000,1000000; quick 10000,100000)"),
+    ("memory_checkpoints", int_list, "message counts where RSS is read (default 300000,1500000; quick 10000,100000)"),
     ("scaling_processes", int_list, "numbers of consume_events processes to try (default 1,2,3)"),
     ("scaling_seconds", positive_float, "seconds each scaling step is measured (default 20; quick 8)"),
     ("scaling_sleep_ms", positive_float, "milliseconds the scaling receiver sleeps per message (default 5)"),
