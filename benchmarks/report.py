@@ -440,7 +440,7 @@ How it is measured
   window, the first and the last quarter of the time after a 5 s warm-up, and the growth is the
   last peak minus the first. Memory stays flat if backpressure works: librdkafka fetches at most
   ``queued.max.messages.kbytes`` ahead, and the engine pauses a partition holding ``MAX_QUEUED``
-  (10,000) messages taken in and not finished.
+  (2,000) messages taken in and not finished.
 - **Latency**: after warm-up, messages are produced at a fixed rate (``linger.ms=0``) with
   ``time.time_ns()`` in a header; the receiver subtracts it from ``time.time_ns()``. The topic
   uses ``LogAppendTime``, so the receiver also measures from the broker's append (to the

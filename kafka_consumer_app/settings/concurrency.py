@@ -34,7 +34,7 @@ SETTINGS: DocTable = {
         "of a partition at a time; 'none' keeps no order.",
     ),
     "MAX_QUEUED": (
-        10000,
+        2000,
         "With CONCURRENCY above 1: messages of one partition taken in and not finished (queued, running or "
         "waiting for a retry) at which the partition is paused until half of them finished.",
     ),
@@ -55,7 +55,7 @@ class ConcurrencyConfig:
 
     concurrency: int = 1
     ordering: str = "key"
-    max_queued: int = 10000
+    max_queued: int = 2000
     batch_size: int = 100
     batch_wait: float = 0.5
 
