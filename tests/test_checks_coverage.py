@@ -326,3 +326,9 @@ def test_manage_py_check_reports_the_new_checks_with_their_hints(settings):
         call_command("check", stdout=StringIO(), stderr=StringIO())
     assert "kafka_consumer_app.E044" in str(caught.value)
     assert "HINT: Set sasl.username and sasl.password" in str(caught.value)
+
+
+@pytest.mark.parametrize(("key", "value"), [("CONCURRENCY", 2**70), ("MAX_QUEUED", 10**12), ("BATCH_SIZE", 10**9)])
+def test_a_count_too_large_to_allocate_is_refused_naming_its_range(settings, key, value):
+    found = problems_with(settings, {**VALID, key: value})
+    assert ids(found) == ["E023"] and "must be an integer from 1 to" in found[0].msg

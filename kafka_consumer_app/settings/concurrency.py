@@ -16,6 +16,8 @@ from kafka_consumer_app.validation import seconds_problem
 
 #: The values of ORDERING.
 ORDERINGS = ("key", "partition", "none")
+#: The largest value of each integer key: far beyond any useful one, small enough to allocate for.
+LIMITS = {"CONCURRENCY": 1024, "MAX_QUEUED": 10_000_000, "BATCH_SIZE": 100_000}
 #: Above this many worker threads per process a warning asks whether the database allows as many connections.
 MANY_THREADS = 64
 
@@ -87,13 +89,14 @@ def topic_problems(top: dict[str, Any], name: Any, overrides: dict[str, Any]) ->
 
 def _scope_problems(scope: dict[str, Any], where: str) -> list[Problem]:
     found = []
-    for key, minimum in (("CONCURRENCY", 1), ("MAX_QUEUED", 1), ("BATCH_SIZE", 1)):
-        if key in scope and not count(scope[key], minimum):
+    for key, maximum in LIMITS.items():
+        value: Any = scope.get(key)
+        if key in scope and not (count(value, 1) and value <= maximum):
             found.append(
                 Problem(
                     "kafka_consumer_app.E023",
-                    f"{where}['{key}'] must be an integer of at least {minimum}, not {scope[key]!r}",
-                    f"Remove {key} to use the default of {SETTINGS[key][0]}, or set a positive integer.",
+                    f"{where}['{key}'] must be an integer from 1 to {maximum:,}, not {value!r}",
+                    f"Remove {key} to use the default of {SETTINGS[key][0]}, or set an integer in that range.",
                 )
             )
     if "ORDERING" in scope and scope["ORDERING"] not in ORDERINGS:
