@@ -37,31 +37,12 @@ from .kafka_utils import (
     settings_env,
     wait_for,
 )
+from .test_failures import configure, connect
 from .test_fault_injection import SHORT_SESSION, PacedProducer, handled_ids, paced_producers, stable_split
 
-__all__ = ["paced_producers"]  # a fixture, used by name
+__all__ = ["connect", "paced_producers"]  # fixtures, used by name
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture
-def connect():
-    """Connect receivers for one test and disconnect them afterwards."""
-    connected = []
-
-    def do_connect(topic, function):
-        topic_signal(topic).connect(function, weak=False)
-        connected.append((topic, function))
-        return function
-
-    yield do_connect
-    for topic, function in connected:
-        topic_signal(topic).disconnect(function)
-
-
-def configure(settings, topic, **overrides):
-    """Give ``topic`` its own settings."""
-    settings.KAFKA_CONSUMER = {**settings.KAFKA_CONSUMER, "TOPICS": {topic: overrides}}
 
 
 def committed_metadata(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, tuple[int, str]]:
