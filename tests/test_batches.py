@@ -296,3 +296,57 @@ def test_batches_of_several_partitions_run_in_parallel_and_one_partition_runs_on
         assert [offset for offset, _, _ in intervals] == sorted(offset for offset, _, _ in intervals)
         for (_, _, ended), (_, started, _) in itertools.pairwise(intervals):
             assert started >= ended, f"two batches of partition {partition} overlapped"
+
+
+def count_pauses(monkeypatch) -> list[int]:
+    """Record every partition the workers pause (the engine's own decision, taken before the client's pause)."""
+    from kafka_consumer_app.engine.workers import Workers
+
+    paused: list[int] = []
+    original = Workers._pause
+
+    def pause(self, client, partition):
+        paused.append(partition)
+        original(self, client, partition)
+
+    monkeypatch.setattr(Workers, "_pause", pause)
+    return paused
+
+
+@pytest.mark.broker
+def test_a_batch_receiver_that_keeps_up_never_has_its_partition_paused(
+    kafka_settings, kafka_broker, make_topic, connect_batch, monkeypatch
+):
+    # The loop takes in the prefetched messages far faster than batches run, so MAX_QUEUED (200) is
+    # reached at once, over and over; each time, the workers make room within ROOM_WAIT.
+    topic = make_topic()
+    configure(kafka_settings, topic, BATCH_SIZE=20, BATCH_WAIT=0.5, MAX_QUEUED=200)
+    paused = count_pauses(monkeypatch)
+    seen = []
+    connect_batch(topic, lambda sender, messages, **kwargs: seen.extend(offsets(messages)))
+    produce(kafka_broker.bootstrap_servers, topic, [{"n": i} for i in range(6000)])
+
+    call_command("consume_events", topic=topic, max_messages=6000)
+
+    assert sorted(seen) == list(range(6000))
+    # Without the wait, every 100 messages taken in paused the partition (about 60 pauses here).
+    assert len(paused) <= 3, f"the partition paused {len(paused)} times under a receiver that keeps up"
+
+
+@pytest.mark.broker
+def test_a_slow_batch_receiver_has_its_partition_paused_at_max_queued(
+    kafka_settings, kafka_broker, make_topic, connect_batch, monkeypatch
+):
+    topic = make_topic()
+    configure(kafka_settings, topic, BATCH_SIZE=20, BATCH_WAIT=0.5, MAX_QUEUED=200)
+    paused = count_pauses(monkeypatch)
+
+    def slow(sender, messages, **kwargs):
+        time.sleep(0.1)  # 20 messages per 0.1 s: a quarter of MAX_QUEUED takes 0.25 s, past ROOM_WAIT
+
+    connect_batch(topic, slow)
+    produce(kafka_broker.bootstrap_servers, topic, [{"n": i} for i in range(1000)])
+
+    call_command("consume_events", topic=topic, max_messages=600)
+
+    assert paused, "a receiver far slower than the fetches never paused its partition"
