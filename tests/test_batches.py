@@ -67,6 +67,22 @@ def test_the_batcher_sends_a_full_batch_at_once_and_a_partial_one_when_its_wait_
     assert batcher.due() == [(1, [20])] and len(batcher) == 0
 
 
+def test_the_batcher_takes_a_run_of_messages_cuts_full_batches_and_restarts_the_wait_of_the_rest():
+    now = {"t": 0.0}
+    batcher = Batcher(size=3, wait=0.5, clock=lambda: now["t"])
+
+    assert batcher.extend(0, [1, 2]) == [] and batcher.next_due() == 0.5
+    now["t"] = 0.2
+    assert batcher.extend(0, [3]) == [[1, 2, 3]] and len(batcher) == 0  # the open batch filled
+    assert batcher.extend(0, [4, 5, 6, 7, 8, 9, 10]) == [[4, 5, 6], [7, 8, 9]]
+    assert batcher.next_due() == 0.7, "the message after the full batches waits from now"
+    now["t"] = 0.4
+    assert batcher.extend(0, [11]) == [] and batcher.next_due() == 0.7, "an open batch keeps its wait"
+    assert batcher.extend(1, []) == [] and len(batcher) == 1
+    now["t"] = 0.7
+    assert batcher.due() == [(0, [10, 11])]
+
+
 def test_a_split_is_the_lowest_index_when_every_failure_is_a_batch_failed_in_range():
     def failure(error):
         return ReceiverFailure(batch_signal("split"), print, error)

@@ -91,6 +91,21 @@ class Batcher:
         self._clock = clock
         self._open: dict[int, tuple[float, list[KafkaMessage]]] = {}
 
+    def extend(self, partition: int, raws: Sequence[KafkaMessage]) -> list[list[KafkaMessage]]:
+        """Add messages to their partition's open batch; return the batches that filled, in order."""
+        entry = self._open.get(partition)
+        pending = raws if entry is None else [*entry[1], *raws]
+        size = self._size
+        full = [list(pending[start : start + size]) for start in range(0, len(pending) - size + 1, size)]
+        rest = list(pending[len(full) * size :])
+        if not rest:
+            self._open.pop(partition, None)
+        elif entry is None or full:  # the rest came after the last full batch: its wait starts now
+            self._open[partition] = (self._clock() + self._wait, rest)
+        else:
+            entry[1][:] = rest
+        return full
+
     def add(self, partition: int, raw: KafkaMessage) -> list[KafkaMessage] | None:
         """Add a message to its partition's open batch; return the batch if that filled it."""
         entry = self._open.get(partition)
@@ -169,6 +184,34 @@ class BatchWorkers(Workers):
         self._batcher.drop({partition.partition for partition in partitions})
         super().forget(partitions)
 
+    def take_in_all(self, client: Consumer, raws: Sequence[KafkaMessage]) -> None:
+        """
+        The fetched messages of one poll: per run of one partition's messages (librdkafka hands them
+        out a fetch at a time), one look at its tracker, one batcher call and one backpressure check.
+        """
+        start = 0
+        while start < len(raws):
+            partition = raws[start].partition() or 0
+            end = start + 1
+            while end < len(raws) and raws[end].partition() == partition:
+                end += 1
+            self._take_in_run(client, partition, raws[start:end])
+            start = end
+
+    def _take_in_run(self, client: Consumer, partition: int, run: Sequence[KafkaMessage]) -> None:
+        with self._lock:
+            tracker = self._offsets.get(partition)
+            if tracker is None:
+                tracker = self._offsets[partition] = self._tracker(partition, run[0].offset() or 0)
+            kept = [raw for raw in run if tracker.take(raw.offset() or 0)]
+            if len(kept) < len(run):
+                self._changed.add(partition)  # finished before the last commit: nothing runs, the watermark moves
+            spread = tracker.span
+        for full in self._batcher.extend(partition, kept):
+            self._put(partition, full)
+        if partition not in self._paused and self._full(partition, spread) and not self._make_room(partition, spread):
+            self._pause(client, partition)
+
     def _queue(self, raw: KafkaMessage, location: Location) -> None:
         full = self._batcher.add(location.partition, raw)
         if full is not None:
@@ -224,8 +267,7 @@ class BatchWorkers(Workers):
             return
         with self._deciding:
             self._policy.record_success()
-        for raw in raws:
-            self.mark(raw.partition() or 0, raw)
+        self.mark_all(raws[0].partition() or 0, raws)  # a batch is of one partition
         with self._lock:
             self._summary.handled += len(raws)
         if "after_message" in self._emitter.wanted:

@@ -296,12 +296,13 @@ class EventConsumer:
 
     def _take_in(self, client: Consumer, workers: Workers) -> None:
         """With workers: hand what is fetched to them; pause, resume and store offsets as they go."""
-        for raw in self._poll(client):
-            error = raw.error()
-            if error is not None:
-                self.client_errors.on_message_error(error)
-                continue
-            workers.take_in(client, raw)
+        batch = self._poll(client)
+        if any(raw.error() is not None for raw in batch):
+            for raw in batch:
+                if (error := raw.error()) is not None:
+                    self.client_errors.on_message_error(error)
+            batch = [raw for raw in batch if raw.error() is None]
+        workers.take_in_all(client, batch)
         workers.after_batch(client)
         if "after_workers" in self.emitter.wanted and time.monotonic() >= self._workers_reported_at + 1.0:
             self._workers_reported_at = time.monotonic()

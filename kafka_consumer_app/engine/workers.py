@@ -7,12 +7,10 @@ and puts it in the :class:`~kafka_consumer_app.engine.scheduling.Scheduler`, whi
 ``ORDERING`` asks for. A worker takes a runnable message, makes one attempt
 (:class:`~kafka_consumer_app.engine.delivery.Delivery`) and reports it finished (handled, parked or
 skipped), waiting for a retry (which holds back only its own key), or fatal. A partition that reaches
-``MAX_QUEUED`` unfinished messages makes the loop wait briefly for the workers to finish a quarter of
-them (:data:`ROOM_WAIT`); if they do not, the loop pauses it. After every batch the loop resumes the
-partitions below half, and stores each partition's watermark with the offsets finished above it as the
-commit's metadata. (Pausing makes librdkafka drop what it fetched ahead for the partition: without the
-wait, receivers fast enough to keep up would pause and resume over and over, a batch receiver at a
-quarter of its speed.)
+``MAX_QUEUED`` unfinished messages makes the loop wait briefly for room
+(:class:`~kafka_consumer_app.engine.backpressure.Room`), then pause it. After every batch the loop
+resumes the partitions below half, and stores each partition's watermark with the offsets finished
+above it as the commit's metadata.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 from django.db import connections
 
+from kafka_consumer_app.engine.backpressure import Room
 from kafka_consumer_app.engine.db import OldConnectionCloser
 from kafka_consumer_app.engine.delivery import Delivery
 from kafka_consumer_app.engine.dispatch import ReceiverFailure
@@ -51,8 +50,6 @@ REVOKE_DRAIN_TIMEOUT = 10.0
 STORE_INTERVAL = 0.2
 #: A partition also pauses when its watermark is this many times MAX_QUEUED behind the newest offset taken.
 SPAN_FACTOR = 10
-#: How long the loop waits for the workers to make room in a full partition before it pauses the partition.
-ROOM_WAIT = 0.05
 #: How long the loop's poll waits while a partition is paused, so that it resumes soon after workers catch up.
 PAUSED_POLL_TIMEOUT = 0.05
 
@@ -97,8 +94,7 @@ class Workers:
         self._paused: set[int] = set()
         self._lock = threading.Lock()  # the trackers, _changed and the summary's counters
         self._deciding = threading.Lock()  # the failure policy (its circuit breaker) and what carries it out
-        self._room = threading.Condition(threading.Lock())  # a message finished; taken before _lock, not inside
-        self._room_wanted = False
+        self._room = Room()
         self._threads: list[threading.Thread] = []
         #: Seconds each worker spent in receivers (each worker adds to its own entry: no lock).
         self._busy = [0.0] * config.concurrency.concurrency
@@ -132,6 +128,11 @@ class Workers:
         self._queue(raw, location)
         if partition not in self._paused and self._full(partition, spread) and not self._make_room(partition, spread):
             self._pause(client, partition)
+
+    def take_in_all(self, client: Consumer, raws: Sequence[KafkaMessage]) -> None:
+        """The fetched messages of one poll (none an error), in the order fetched."""
+        for raw in raws:
+            self.take_in(client, raw)
 
     def after_batch(self, client: Consumer) -> None:
         """Raise a worker's fatal error; resume partitions that caught up; store the watermarks."""
@@ -254,31 +255,28 @@ class Workers:
 
     def mark(self, partition: int, raw: KafkaMessage) -> None:
         """``raw`` finished (handled, parked or skipped): its offset counts for the watermark."""
-        offset = raw.offset()
+        self.mark_all(partition, (raw,))
+
+    def mark_all(self, partition: int, raws: Sequence[KafkaMessage]) -> None:
+        """Messages of one partition finished: their offsets count for the watermark."""
         with self._lock:
             tracker = self._offsets.get(partition)
-            if tracker is None or offset is None:
-                return  # the partition was revoked or lost meanwhile: its next owner handles the message
-            tracker.finish(offset)
+            if tracker is None:
+                return  # the partition was revoked or lost meanwhile: its next owner handles the messages
+            for raw in raws:
+                if (offset := raw.offset()) is not None:
+                    tracker.finish(offset)
+                    self._progress.stored()
             self._changed.add(partition)
-            self._progress.stored()
-        if self._room_wanted:
-            with self._room:
-                self._room.notify()
+            unfinished = tracker.unfinished
+        self._room.finished(partition, unfinished)
 
     def _make_room(self, partition: int, spread: int) -> bool:
         """Wait up to ROOM_WAIT for the workers to bring the partition to 3/4 of MAX_QUEUED; whether they did."""
         bound = self._config.concurrency.max_queued
         if spread >= SPAN_FACTOR * bound:
             return False
-        low = bound - max(1, bound // 4)
-        deadline = time.monotonic() + ROOM_WAIT
-        with self._room:
-            self._room_wanted = True
-            while (backlog := self._backlog(partition)) > low and (left := deadline - time.monotonic()) > 0:
-                self._room.wait(left)
-            self._room_wanted = False
-        return backlog <= low
+        return self._room.wait(partition, bound - max(1, bound // 4), lambda: self._backlog(partition))
 
     def _full(self, partition: int, spread: int, queued: bool = True) -> bool:
         """
