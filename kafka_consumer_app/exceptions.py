@@ -13,6 +13,7 @@ EXIT_CONFIGURATION = 1
 EXIT_HANDLER_FAILED = 3
 EXIT_KAFKA = 4
 EXIT_STALLED = 5
+EXIT_DATABASE_UNAVAILABLE = 6
 
 
 class KafkaConsumerAppError(Exception):
@@ -55,6 +56,17 @@ class DeadLetterError(MessageFailedError):
 
 class CircuitOpenError(MessageFailedError):
     """Too many consecutive messages failed; the consumer stops so that it is restarted later."""
+
+
+class DatabaseUnavailableError(KafkaConsumerAppError):
+    """
+    The database stayed unavailable past ``DATABASE_OUTAGE_TIMEOUT``; the message in hand was not committed.
+
+    No fault of the message: it was neither dead-lettered nor counted by the circuit breaker, and the
+    restarted consumer handles it once the database answers.
+    """
+
+    exit_code = EXIT_DATABASE_UNAVAILABLE
 
 
 class DeserializationError(Exception):

@@ -50,6 +50,8 @@ TOP_LEVEL_CASES = {
     "MAX_QUEUED": True,
     "BATCH_SIZE": 0,
     "BATCH_WAIT": -0.5,
+    "DATABASE_ERRORS": ["no_such_module_xyz.Down"],
+    "DATABASE_OUTAGE_TIMEOUT": 0,
 }
 
 #: A wrong value of every per-topic key (under TOPICS['orders']).

@@ -30,11 +30,20 @@ from django.utils.module_loading import import_string
 
 from kafka_consumer_app.exceptions import ConfigurationError
 from kafka_consumer_app.serialization import deserializer_problem
-from kafka_consumer_app.settings import concurrency, connection, failures, health, manifests, schema_registry
+from kafka_consumer_app.settings import (
+    concurrency,
+    connection,
+    failures,
+    health,
+    manifests,
+    outages,
+    schema_registry,
+)
 from kafka_consumer_app.settings.base import DocTable, Problem, raw_settings, topic_overrides, topic_where
 from kafka_consumer_app.settings.concurrency import ConcurrencyConfig
 from kafka_consumer_app.settings.failures import FailureConfig
 from kafka_consumer_app.settings.health import HealthConfig
+from kafka_consumer_app.settings.outages import OutageConfig
 from kafka_consumer_app.validation import MAX_TOPIC_LENGTH, key_list, topic_name_problem
 
 #: The top-level key of this subject: (default, description).
@@ -70,6 +79,7 @@ SETTINGS_DOC: DocTable = {
     **SETTINGS,
     **concurrency.SETTINGS,
     **failures.SETTINGS,
+    **outages.SETTINGS,
     **health.SETTINGS,
     **manifests.SETTINGS,
     **schema_registry.SETTINGS,
@@ -109,6 +119,7 @@ class TopicConfig:
     #: Open edX events: values decode to OpenEdxEvent and their OpenEdxPublicSignal is sent (OPENEDX_EVENTS).
     openedx_events: bool = False
     concurrency: ConcurrencyConfig = field(default_factory=ConcurrencyConfig)
+    outage: OutageConfig = field(default_factory=OutageConfig)
 
 
 def get_topic_config(topic: str, group_override: str | None = None, openedx_events: bool | None = None) -> TopicConfig:
@@ -142,6 +153,7 @@ def get_topic_config(topic: str, group_override: str | None = None, openedx_even
         health=health.health_config(top, topic),
         openedx_events=openedx,
         concurrency=concurrency.concurrency_config(top, overrides),
+        outage=outages.outage_config(top),
     )
 
 
@@ -319,6 +331,7 @@ _SUBJECT_CHECKS: tuple[_Check, ...] = (
     _topics_type_problems,
     manifests.problems,
     failures.problems,
+    outages.problems,
     schema_registry.problems,
     concurrency.problems,
 )
