@@ -41,6 +41,7 @@ from kafka_consumer_app.engine.db import OldConnectionCloser
 from kafka_consumer_app.engine.delivery import Delivery
 from kafka_consumer_app.engine.dispatch import ReceiverFailure
 from kafka_consumer_app.engine.hooks import HANDLED
+from kafka_consumer_app.engine.outages import hold_back
 from kafka_consumer_app.engine.policy import Decision, FailurePolicy, FailureReport, Park, Retry, Skip, Stop
 from kafka_consumer_app.engine.progress import Progress, RunSummary
 from kafka_consumer_app.engine.records import Location
@@ -231,6 +232,8 @@ class BatchWorkers(Workers):
     def _run(self, work: Work, slot: WatchSlot, close_old_connections: OldConnectionCloser) -> None:
         """Run the batch until all of it is finished, or a retry waits (holding back its partition)."""
         job: BatchJob = work.payload
+        if job.failures is None and job.attempts_made == 0 and hold_back(self.scheduler, work, self._policy.outage):
+            return
         while job.raws and not work._revoked:  # revoked: the rest is its partition's next owner's
             close_old_connections()
             try:

@@ -39,6 +39,7 @@ from kafka_consumer_app.engine.delivery import Delivery
 from kafka_consumer_app.engine.dispatch import Dispatcher, DispatchResult
 from kafka_consumer_app.engine.hooks import HANDLED, ConsumerHooks, HookEmitter
 from kafka_consumer_app.engine.offsets import OffsetReset
+from kafka_consumer_app.engine.outages import DatabaseOutage
 from kafka_consumer_app.engine.outcomes import Outcomes
 from kafka_consumer_app.engine.policy import FailurePolicy
 from kafka_consumer_app.engine.progress import Progress, RunSummary
@@ -118,8 +119,11 @@ class EventConsumer:
         self.summary = RunSummary()
         self.progress = Progress(config, self.summary, emit)
         self.delivery = Delivery(MessageConverter(config), self.dispatcher, self.emitter)
-        self.policy = FailurePolicy(config.failure, can_park=False)  # can park once run() made the producer
-        self.retries = RetryScheduler(config.kafka_topic)
+        self.outage = DatabaseOutage(config.outage, emit)
+        self.progress.outage_state = self.outage.state
+        # It can park once run() made the dead-letter producer.
+        self.policy = FailurePolicy(config.failure, can_park=False, outage=self.outage)
+        self.retries = RetryScheduler(config.kafka_topic, holding=lambda: self.outage.active)
         self.commits = Commits(config, emit, self.progress)
         self.watchdog = Watchdog(
             config.failure.soft_timeout, config.failure.hard_timeout, on_stall=self.commits.commit_before_exit
@@ -252,8 +256,8 @@ class EventConsumer:
         return True
 
     def _busy(self) -> bool:
-        """Whether workers still have messages queued, running or waiting for a retry: not idle, then."""
-        return self.workers is not None and self.workers.busy()
+        """Whether the database is out, or workers have messages queued, running or retrying: not idle, then."""
+        return self.outage.active or (self.workers is not None and self.workers.busy())
 
     def _idle_for(self) -> float:
         """Seconds since the latest message or assignment; 0 until the group first assigned partitions."""

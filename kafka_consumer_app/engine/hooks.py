@@ -61,6 +61,29 @@ class WorkersState:
         )
 
 
+@dataclass(frozen=True)
+class OutageState:
+    """A database outage, as ``after_database_outage`` hooks get it: going on (``down``) or just over."""
+
+    #: True while the database is unavailable; False once it answered again.
+    down: bool
+    #: Seconds since the outage began (its whole length, once over).
+    seconds: float
+    #: The latest connection-level error, ``Class: message``.
+    error: str
+    #: DATABASE_OUTAGE_TIMEOUT: the consumer exits once the outage lasts this long.
+    timeout: float
+
+    def describe(self) -> str:
+        """One line about the outage, for the progress line and readiness."""
+        if not self.down:
+            return f"the database answered again after an outage of {self.seconds:.0f}s"
+        return (
+            f"database unavailable for {self.seconds:.0f}s ({self.error}); waiting for it, with nothing parked "
+            f"or skipped, for up to DATABASE_OUTAGE_TIMEOUT {self.timeout:g}s"
+        )
+
+
 def _by_partition(values: dict[int, int]) -> str:
     return ", ".join(f"partition {number}: {value}" for number, value in sorted(values.items()) if value) or "none"
 
@@ -126,6 +149,9 @@ class ConsumerHooks:
 
     def after_workers(self, consumer: ConsumerView, state: WorkersState) -> None:
         """Called about once a second with what the worker threads do (CONCURRENCY above 1 only)."""
+
+    def after_database_outage(self, consumer: ConsumerView, outage: OutageState) -> None:
+        """Called when a database outage begins, at each try while it lasts, and once it is over."""
 
     def after_stop(self, consumer: ConsumerView) -> None:
         """Called once the loop ended, cleanly or not, before the client is closed."""

@@ -17,7 +17,9 @@ from confluent_kafka import Message as KafkaMessage
 
 from kafka_consumer_app.engine.dead_letters import DeadLetterProducer
 from kafka_consumer_app.engine.hooks import DEAD_LETTERED, FAILED, RETRIED, SKIPPED
+from kafka_consumer_app.engine.outages import describe_error
 from kafka_consumer_app.engine.policy import (
+    REASON_DATABASE_UNAVAILABLE,
     REASON_MALFORMED,
     REASON_RECEIVER_FAILED,
     Decision,
@@ -30,7 +32,7 @@ from kafka_consumer_app.engine.policy import (
 from kafka_consumer_app.engine.progress import RunSummary
 from kafka_consumer_app.engine.records import locate, where
 from kafka_consumer_app.engine.retries import RetryScheduler
-from kafka_consumer_app.exceptions import CircuitOpenError, MessageFailedError
+from kafka_consumer_app.exceptions import CircuitOpenError, DatabaseUnavailableError, MessageFailedError
 from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -85,13 +87,20 @@ class Outcomes:
     def _retry(self, client: Consumer, raw: KafkaMessage, retry: Retry) -> None:
         location = locate(raw)
         self._retries.schedule(client, location, retry.attempts_made, retry.failures, retry.delay)
-        self.retrying(raw, retry, f"with partition {location.partition} paused meanwhile")
+        if retry.outage_for is None:
+            self.retrying(raw, retry, f"with partition {location.partition} paused meanwhile")
+            return
+        self._retries.hold(client)  # the database is everyone's: no partition goes on meanwhile
+        self.retrying(raw, retry, "with the topic's partitions paused meanwhile")
 
     def retrying(self, raw: KafkaMessage, retry: Retry, meanwhile: str) -> None:
         """Count, report and log a retry that is scheduled (``meanwhile`` says what waits for it)."""
         location = locate(raw)
         self._summary.retried += 1
         self._emit("after_message", raw, RETRIED)
+        if retry.outage_for is not None:
+            self._waiting_for_database(raw, retry, meanwhile)
+            return
         for failure in retry.failures:
             logger.warning(
                 "Receiver %s failed on %s (group %s, attempt %d of %d): %s: %s; will be retried in %.1fs, %s.",
@@ -105,6 +114,22 @@ class Outcomes:
                 retry.delay,
                 meanwhile,
             )
+
+    def _waiting_for_database(self, raw: KafkaMessage, retry: Retry, meanwhile: str) -> None:
+        error = retry.failures[0].error
+        logger.warning(
+            "The database is unavailable (for %.0fs): receiver %s failed on %s (group %s) with %s; its "
+            "connections were reset, and the message will be tried again in %.1fs, %s, without using up its "
+            "retries (the consumer exits after DATABASE_OUTAGE_TIMEOUT %gs).",
+            retry.outage_for or 0.0,
+            ", ".join(failure.receiver_name for failure in retry.failures),
+            locate(raw),
+            self._config.group_id,
+            describe_error(error),
+            retry.delay,
+            meanwhile,
+            self._config.outage.timeout,
+        )
 
     def _log_last_attempt(self, raw: KafkaMessage, report: FailureReport) -> None:
         for receiver, error in zip(report.receivers, report.errors, strict=True):
@@ -149,7 +174,15 @@ class Outcomes:
             skip.report.reason,
         )
 
-    def _stop_error(self, where: str, stop: Stop) -> CircuitOpenError | MessageFailedError:
+    def _stop_error(self, where: str, stop: Stop) -> CircuitOpenError | MessageFailedError | DatabaseUnavailableError:
+        if stop.report.reason == REASON_DATABASE_UNAVAILABLE:
+            error = stop.report.errors[0]
+            return DatabaseUnavailableError(
+                f"the database was unavailable for {stop.outage_for or 0.0:.0f}s (DATABASE_OUTAGE_TIMEOUT "
+                f"{self._config.outage.timeout:g}s; last error {describe_error(error)}); "
+                f"{where} was not committed, nor parked; bring the database back (check DATABASES and the "
+                "server), and the restarted consumer handles the message"
+            )
         if stop.tripped:
             return CircuitOpenError(
                 f"{stop.consecutive} consecutive messages failed (CIRCUIT_BREAKER); {where} was not committed; "

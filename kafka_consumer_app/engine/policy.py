@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from django.utils.module_loading import import_string
 
 from kafka_consumer_app.engine.dispatch import ReceiverFailure
+from kafka_consumer_app.engine.outages import DatabaseOutage
 from kafka_consumer_app.settings.failures import FailureConfig, RetryConfig
 
 REASON_RECEIVER_FAILED = "receiver-failed"
 REASON_MALFORMED = "malformed"
+#: The reason of a message the consumer stopped on because the database stayed unavailable.
+REASON_DATABASE_UNAVAILABLE = "database-unavailable"
 
 
 class RetryPolicy:
@@ -89,6 +92,8 @@ class Retry:
     delay: float
     attempts_made: int
     failures: Sequence[ReceiverFailure]
+    #: Seconds the database has been unavailable, when that is why (the try does not count); else None.
+    outage_for: float | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,8 @@ class Stop:
     report: FailureReport
     tripped: bool = False
     consecutive: int = 0
+    #: Seconds the database was unavailable, when the stop is for that (DATABASE_OUTAGE_TIMEOUT); else None.
+    outage_for: float | None = None
 
 
 Decision = Retry | Park | Skip | Stop
@@ -120,8 +127,16 @@ Decision = Retry | Park | Skip | Stop
 class FailurePolicy:
     """One topic's rules for failed messages: retries, then the circuit breaker, then the failure policy."""
 
-    def __init__(self, config: FailureConfig, can_park: bool, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: FailureConfig,
+        can_park: bool,
+        rng: random.Random | None = None,
+        outage: DatabaseOutage | None = None,
+    ) -> None:
         self.config = config
+        #: Database outages: asked first, they wait for the database instead (None: no such rule).
+        self.outage = outage
         #: Whether a dead-letter producer exists to carry out a Park.
         self.can_park = can_park
         self.retry = RetryPolicy(config.retry, rng)
@@ -129,6 +144,11 @@ class FailurePolicy:
 
     def decide(self, failures: Sequence[ReceiverFailure], attempts_made: int) -> Decision:
         """What to do after try number ``attempts_made`` of a message failed in ``failures``."""
+        outage = self.outage
+        if outage is not None:
+            if outage.caused(failures):
+                return self._wait_for_database(outage, failures, attempts_made - 1)
+            outage.answered()
         if self.retry.retryable(attempts_made, [failure.error for failure in failures]):
             return Retry(self.retry.backoff(attempts_made), attempts_made, failures)
         return self._give_up(FailureReport.from_failures(failures, attempts_made), counts_for_breaker=True)
@@ -138,8 +158,25 @@ class FailurePolicy:
         return self._give_up(FailureReport(REASON_MALFORMED, [error]), counts_for_breaker=False)
 
     def record_success(self) -> None:
-        """A message was handled: the circuit breaker's streak ends."""
+        """A message was handled: the circuit breaker's streak ends, and so does a database outage."""
         self.breaker.record_success()
+        if self.outage is not None:
+            self.outage.answered()
+
+    def _wait_for_database(
+        self, outage: DatabaseOutage, failures: Sequence[ReceiverFailure], attempts_made: int
+    ) -> Decision:
+        """Try again once the database may answer, the try not counted; stop once DATABASE_OUTAGE_TIMEOUT is over."""
+        delay, elapsed = outage.wait(failures)
+        if delay is None:
+            report = FailureReport(
+                REASON_DATABASE_UNAVAILABLE,
+                [failure.error for failure in failures],
+                [failure.receiver_name for failure in failures],
+                attempts_made,
+            )
+            return Stop(report, outage_for=elapsed)
+        return Retry(delay, attempts_made, failures, outage_for=elapsed)
 
     def _give_up(self, report: FailureReport, counts_for_breaker: bool) -> Decision:
         if counts_for_breaker and self.breaker.record_failure():

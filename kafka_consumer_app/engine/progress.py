@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kafka_consumer_app.engine.hooks import WorkersState
+from kafka_consumer_app.engine.hooks import OutageState, WorkersState
 from kafka_consumer_app.engine.stats import total_lag
 from kafka_consumer_app.settings.topics import TopicConfig
 
@@ -48,6 +48,8 @@ class Progress:
         self.latest_stats: dict[str, Any] | None = None
         #: With CONCURRENCY above 1, what the workers do, for the progress line.
         self.workers_state: Callable[[], WorkersState] | None = None
+        #: The database outage going on, if any, for the progress line.
+        self.outage_state: Callable[[], OutageState | None] | None = None
         self._busy_seconds = 0.0
 
     def restart(self) -> None:
@@ -78,7 +80,7 @@ class Progress:
         summary = self.summary
         logger.info(
             "Processed %d messages of %s (group %s) in the last %.0fs (%.1f/s), %d since start "
-            "(%d handled, %d dead-lettered, %d skipped, %d retries); total lag %s%s.",
+            "(%d handled, %d dead-lettered, %d skipped, %d retries); total lag %s%s%s.",
             self._count,
             self._config.kafka_topic,
             self._config.group_id,
@@ -91,6 +93,7 @@ class Progress:
             summary.retried,
             "unknown" if lag is None else lag,
             self._workers_part(elapsed),
+            self._outage_part(),
         )
         self._at = now
         self._count = 0
@@ -102,6 +105,11 @@ class Progress:
         state = self.workers_state()
         busy, self._busy_seconds = state.busy_seconds - self._busy_seconds, state.busy_seconds
         return "; " + state.describe(min(1.0, busy / (state.threads * elapsed)) if elapsed > 0 else 0.0)
+
+    def _outage_part(self) -> str:
+        """``; database unavailable for ...`` while the database is out; empty otherwise."""
+        state = self.outage_state() if self.outage_state is not None else None
+        return "" if state is None else "; " + state.describe()
 
     def log_stopped(self) -> None:
         """The run's last line: what it did and why it stopped."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,11 +37,19 @@ class PendingRetry:
 
 
 class RetryScheduler:
-    """Keeps one pending retry per partition, pausing and resuming partitions around it."""
+    """
+    Keeps one pending retry per partition, pausing and resuming partitions around it.
 
-    def __init__(self, kafka_topic: str) -> None:
+    While the database is out (``holding()`` true), :meth:`hold` pauses every other assigned partition
+    too, and :meth:`resume_due` resumes them once it answered again.
+    """
+
+    def __init__(self, kafka_topic: str, holding: Callable[[], bool] | None = None) -> None:
         self.kafka_topic = kafka_topic
         self._pending: dict[int, PendingRetry] = {}
+        self._holding = holding
+        #: Partitions paused by :meth:`hold`, not for a retry of their own.
+        self._held: set[int] = set()
 
     def pending(self, partition: int) -> PendingRetry | None:
         """The retry waiting on ``partition``, if any."""
@@ -52,14 +60,26 @@ class RetryScheduler:
     ) -> PendingRetry:
         """Pause the message's partition and rewind it to the message, to be tried again in ``delay`` s."""
         partition = location.topic_partition()
+        self._held.discard(location.partition)  # paused for its own retry now, resumed when that is due
         client.pause([partition])
         client.seek(partition)
         retry = PendingRetry(location.partition, location.offset, attempts_made, failures, time.monotonic() + delay)
         self._pending[location.partition] = retry
         return retry
 
+    def hold(self, client: Any) -> None:
+        """Pause every assigned partition that is not already paused, until :meth:`resume_due` sees no outage."""
+        paused = self._pending.keys() | self._held
+        partitions = [partition for partition in client.assignment() if partition.partition not in paused]
+        if partitions:
+            client.pause(partitions)
+            self._held.update(partition.partition for partition in partitions)
+
     def resume_due(self, client: Any) -> None:
-        """Resume every paused partition whose retry is due."""
+        """Resume every paused partition whose retry is due, and the held ones once the outage is over."""
+        if self._held and not (self._holding is not None and self._holding()):
+            client.resume([TopicPartition(self.kafka_topic, partition) for partition in sorted(self._held)])
+            self._held.clear()
         now = time.monotonic()
         for retry in self._pending.values():
             if not retry.resumed and retry.due <= now:
@@ -79,14 +99,16 @@ class RetryScheduler:
         """
         Drop the retries of partitions this consumer no longer owns; their new owner starts afresh.
 
-        With ``client``, a partition still paused for its retry is resumed first: librdkafka keeps
+        With ``client``, a partition still paused for its retry (or held) is resumed first: librdkafka keeps
         a partition paused across a revoke, so one assigned back to this consumer later would
         otherwise never be fetched again.
         """
         paused = []
         for partition in partitions:
             retry = self._pending.pop(partition.partition, None)
-            if retry is not None and not retry.resumed:
+            held = partition.partition in self._held
+            self._held.discard(partition.partition)
+            if held or (retry is not None and not retry.resumed):
                 paused.append(TopicPartition(self.kafka_topic, partition.partition))
         if paused and client is not None:
             try:

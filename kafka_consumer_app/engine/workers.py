@@ -30,6 +30,7 @@ from kafka_consumer_app.engine.db import OldConnectionCloser
 from kafka_consumer_app.engine.delivery import Delivery
 from kafka_consumer_app.engine.dispatch import ReceiverFailure
 from kafka_consumer_app.engine.hooks import HANDLED, HookEmitter, WorkersState
+from kafka_consumer_app.engine.outages import hold_back
 from kafka_consumer_app.engine.outcomes import Outcomes
 from kafka_consumer_app.engine.policy import Decision, FailurePolicy, Retry
 from kafka_consumer_app.engine.progress import Progress, RunSummary
@@ -342,6 +343,8 @@ class Workers:
 
     def _run(self, work: Work, slot: WatchSlot, close_old_connections: OldConnectionCloser) -> None:
         job: Job = work.payload
+        if job.failures is None and hold_back(self.scheduler, work, self._policy.outage):
+            return
         close_old_connections()
         try:
             result = self._delivery.attempt(job.raw, job.location, job.failures, slot)
