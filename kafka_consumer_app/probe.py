@@ -56,8 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     if age > args.max_age:
         print(f"unhealthy: the consume loop last polled {age:.0f}s ago (limit {args.max_age:g}s)", file=sys.stderr)
         return 1
-    print(f"healthy: the consume loop polled {age:.1f}s ago")
+    # The loop writes a database outage into the file: alive all the same (a restart would not help).
+    print(f"healthy: the consume loop polled {age:.1f}s ago{heartbeat_note(path)}")
     return 0
+
+
+def heartbeat_note(path: str) -> str:
+    """``; <the file's first line>`` when the loop wrote one (a database outage), else empty."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            line = file.readline(500).strip()
+    except OSError:
+        return ""
+    return f"; {line}" if line else ""
 
 
 if __name__ == "__main__":

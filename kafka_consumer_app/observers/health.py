@@ -10,8 +10,8 @@ checks that age without starting Django.
 ``/healthz``
     200 when the loop polled within ``HEARTBEAT_MAX_AGE`` seconds, else 503 (liveness).
 ``/readyz``
-    200 when this consumer is a member of its group with its assignment, 503 otherwise
-    (readiness; the rule is :class:`Readiness`).
+    200 when this consumer is a member of its group with its assignment and its database
+    answers, 503 otherwise (readiness; the rule is :class:`Readiness`).
 ``/metrics``
     The Prometheus metrics of :mod:`kafka_consumer_app.observers.metrics`.
 
@@ -21,6 +21,8 @@ checks that age without starting Django.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime
 import logging
 import os
 import socket
@@ -34,7 +36,7 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from kafka_consumer_app.engine.hooks import ConsumerHooks
+from kafka_consumer_app.engine.hooks import ConsumerHooks, OutageState
 from kafka_consumer_app.engine.stats import group_state
 from kafka_consumer_app.exceptions import ConfigurationError
 from kafka_consumer_app.settings.health import describe_bind_error
@@ -46,12 +48,18 @@ logger = logging.getLogger(__name__)
 
 
 class Heartbeat(ConsumerHooks):
-    """Touches ``path`` after every poll, empty polls included, at most every ``interval`` seconds."""
+    """
+    Touches ``path`` after every poll, empty polls included, at most every ``interval`` seconds.
+
+    While the database is unavailable the file holds one line saying so, which the probe prints; the
+    loop still polls, so the file stays fresh: a restart would not bring the database back.
+    """
 
     def __init__(self, path: str, interval: float = 1.0) -> None:
         self.path = path
         self.interval = interval
         self._touched = 0.0
+        self._outage_written = False
 
     def before_start(self, consumer: ConsumerView) -> None:
         """Create the file's directory and touch it once: the process is starting."""
@@ -64,6 +72,19 @@ class Heartbeat(ConsumerHooks):
         """The loop is alive: touch the file unless it was touched within ``interval``."""
         if time.monotonic() - self._touched >= self.interval:
             self.touch()
+
+    def after_database_outage(self, consumer: ConsumerView, outage: OutageState) -> None:
+        """Write when a database outage began into the file (the probe shows it), and empty it once over."""
+        if outage.down == self._outage_written:
+            return
+        began = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=outage.seconds)
+        note = f"not ready: database unavailable since {began:%Y-%m-%dT%H:%M:%SZ} ({outage.error})\n"
+        try:
+            with open(self.path, "w", encoding="utf-8") as file:
+                file.write(note if outage.down else "")
+        except OSError as error:
+            logger.warning("Could not write heartbeat file %s (%s).", self.path, error)
+        self._outage_written = outage.down
 
     def after_stop(self, consumer: ConsumerView) -> None:
         """Remove the file: a stopped loop is not alive."""
@@ -97,6 +118,8 @@ class Readiness:
        the last word: ready only while the group state (``cgrp.state``) is ``up`` and the
        join state (``cgrp.join_state``) is ``steady``. So a member that dropped out of its
        group without a callback turns not ready within one ``statistics.interval.ms``.
+    4. Not ready while the database is unavailable (a receiver met a connection-level error
+       and the consumer waits for the database), whatever the group says.
     """
 
     def __init__(self) -> None:
@@ -106,6 +129,9 @@ class Readiness:
         self.group: tuple[str, str] | None = None
         #: Why the topic is taken for deleted, or None while it exists.
         self.topic_gone: str | None = None
+        #: The database outage going on, or None.
+        self.outage: OutageState | None = None
+        self._outage_at = 0.0
 
     def assigned(self, partitions: Sequence[int]) -> None:
         """The group assigned ``partitions`` (possibly none) to this consumer."""
@@ -120,6 +146,11 @@ class Readiness:
             self.member = False
         self.group = None
 
+    def database(self, outage: OutageState) -> None:
+        """A database outage began or goes on (``outage.down``), or is over."""
+        self.outage = outage if outage.down else None
+        self._outage_at = time.monotonic()
+
     def observe(self, stats: dict[str, Any]) -> None:
         """Take the group state from librdkafka's statistics."""
         state = group_state(stats)
@@ -130,6 +161,9 @@ class Readiness:
         """Return whether the consumer is ready, and a one-line reason."""
         if self.topic_gone is not None:
             return False, f"not ready: {self.topic_gone}"
+        if self.outage is not None:
+            now = dataclasses.replace(self.outage, seconds=self.outage.seconds + time.monotonic() - self._outage_at)
+            return False, f"not ready: {now.describe()}"
         if not self.member:
             return False, "not ready: waiting for the group to assign partitions"
         if self.group is not None and self.group != ("up", "steady"):
@@ -189,6 +223,10 @@ class HealthServer(ConsumerHooks):
             if missing
             else None
         )
+
+    def after_database_outage(self, consumer: ConsumerView, outage: OutageState) -> None:
+        """A database outage makes the consumer not ready until it is over."""
+        self.readiness.database(outage)
 
     def after_stats(self, consumer: ConsumerView, stats: dict[str, Any]) -> None:
         """Record the group state for /readyz."""

@@ -19,6 +19,8 @@ with the Kafka topic (``TOPIC_PREFIX`` included) and named ``kafka_consumer_*``:
     Rebalance callbacks: assigned, revoked, lost.
 ``kafka_consumer_commit_failures_total{topic}``
     Synchronous commits (on revoke and shutdown) that failed.
+``kafka_consumer_database_outage{topic}`` and ``kafka_consumer_database_outage_seconds_total{topic}``
+    1 while the consumer waits for an unavailable database, else 0; and the seconds it waited in all.
 
 With ``CONCURRENCY`` above 1, about once a second:
 
@@ -41,7 +43,15 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
-from kafka_consumer_app.engine.hooks import DEAD_LETTERED, HANDLED, OUTCOMES, SKIPPED, ConsumerHooks, WorkersState
+from kafka_consumer_app.engine.hooks import (
+    DEAD_LETTERED,
+    HANDLED,
+    OUTCOMES,
+    SKIPPED,
+    ConsumerHooks,
+    OutageState,
+    WorkersState,
+)
 from kafka_consumer_app.engine.stats import partition_lags
 
 if TYPE_CHECKING:
@@ -107,6 +117,7 @@ class ConsumerMetrics(ConsumerHooks):
             registry=self.registry,
         )
         self._register_worker_metrics()
+        self._register_outage_metrics()
         ProcessCollector(registry=self.registry)
         # Series that exist from the start read 0 rather than missing, so rate() and alerts work at once.
         # The children are resolved once: labels() takes a lock and a lookup, on every message otherwise.
@@ -145,6 +156,31 @@ class ConsumerMetrics(ConsumerHooks):
             ["topic"],
             registry=self.registry,
         )
+
+    def _register_outage_metrics(self) -> None:
+        """The database outage gauge and seconds, set by ``after_database_outage``; 0 from the start."""
+        self.database_outage = Gauge(
+            "kafka_consumer_database_outage",
+            "1 while the consumer waits for an unavailable database, else 0.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.database_outage_seconds = Counter(
+            "kafka_consumer_database_outage_seconds",
+            "Seconds the consumer waited for an unavailable database, all outages together.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self._database_outage = self.database_outage.labels(self.topic)
+        self._database_outage.set(0)
+        self._database_outage_seconds = self.database_outage_seconds.labels(self.topic)
+        self._outage_seconds = 0.0
+
+    def after_database_outage(self, consumer: ConsumerView, outage: OutageState) -> None:
+        """Set the outage gauge; add the seconds since the outage's last report to the counter."""
+        self._database_outage.set(1 if outage.down else 0)
+        self._database_outage_seconds.inc(max(0.0, outage.seconds - self._outage_seconds))
+        self._outage_seconds = outage.seconds if outage.down else 0.0
 
     def after_receiver(self, consumer: ConsumerView, receiver: str, seconds: float, error: Exception | None) -> None:
         """Time the receiver call."""
