@@ -19,10 +19,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import InterfaceError, OperationalError
 
+from kafka_consumer_app import probe
 from kafka_consumer_app.engine.dispatch import ReceiverFailure
 from kafka_consumer_app.engine.hooks import OutageState
 from kafka_consumer_app.engine.outages import DatabaseErrors, DatabaseOutage
 from kafka_consumer_app.exceptions import EXIT_DATABASE_UNAVAILABLE, BatchFailed
+from kafka_consumer_app.observers.health import Heartbeat
+from kafka_consumer_app.observers.metrics import ConsumerMetrics
 from kafka_consumer_app.settings import topics
 from kafka_consumer_app.settings.outages import OutageConfig
 from kafka_consumer_app.signals import batch_signal, topic_signal
@@ -101,6 +104,37 @@ def test_an_outage_is_reported_when_it_begins_and_when_the_database_answers():
 
     assert [(r.down, r.seconds) for r in reports] == [(True, 0.0), (False, 7.0)]
     assert reports[0].error == "OperationalError: server closed the connection" and not outage.active
+
+
+def test_the_heartbeat_file_says_the_database_is_out_and_the_probe_shows_it_and_still_passes(tmp_path, capsys):
+    path = str(tmp_path / "consumer.heartbeat")
+    heartbeat = Heartbeat(path)
+    heartbeat.before_start(None)
+
+    heartbeat.after_database_outage(None, OutageState(True, 3.0, "OperationalError: connection refused", 300.0))
+    heartbeat.after_poll(None)
+    during = (probe.main(["--file", path]), capsys.readouterr().out)
+    heartbeat.after_database_outage(None, OutageState(False, 9.0, "OperationalError: connection refused", 300.0))
+    after = (probe.main(["--file", path]), capsys.readouterr().out)
+
+    assert during[0] == 0 and "not ready: database unavailable since" in during[1] and "refused" in during[1]
+    assert after[0] == 0 and "database" not in after[1]
+
+
+def test_the_outage_gauge_is_1_during_an_outage_and_its_seconds_add_up():
+    metrics = ConsumerMetrics("orders")
+
+    def sample(name: str) -> float | None:
+        return metrics.registry.get_sample_value(name, {"topic": "orders"})
+
+    before = sample("kafka_consumer_database_outage")
+    for seconds in (0.0, 3.0, 5.0):
+        metrics.after_database_outage(None, OutageState(True, seconds, "OperationalError: down", 300.0))
+    during = sample("kafka_consumer_database_outage")
+    metrics.after_database_outage(None, OutageState(False, 7.0, "OperationalError: down", 300.0))
+
+    assert (before, during, sample("kafka_consumer_database_outage")) == (0.0, 1.0, 0.0)
+    assert sample("kafka_consumer_database_outage_seconds_total") == 7.0
 
 
 def test_database_errors_must_be_a_list_of_exception_classes(settings):

@@ -117,7 +117,6 @@ class ConsumerMetrics(ConsumerHooks):
             registry=self.registry,
         )
         self._register_worker_metrics()
-        self._register_outage_metrics()
         ProcessCollector(registry=self.registry)
         # Series that exist from the start read 0 rather than missing, so rate() and alerts work at once.
         # The children are resolved once: labels() takes a lock and a lookup, on every message otherwise.
@@ -129,7 +128,7 @@ class ConsumerMetrics(ConsumerHooks):
         self._lag_partitions: set[int] = set()
 
     def _register_worker_metrics(self) -> None:
-        """The metrics of the worker threads (CONCURRENCY above 1), set by ``after_workers``."""
+        """The metrics of the worker threads (CONCURRENCY above 1), set by ``after_workers``; then the outage ones."""
         self._busy_seconds = 0.0
         self._worker_partitions: set[int] = set()
         self.in_flight = Gauge(
@@ -156,6 +155,7 @@ class ConsumerMetrics(ConsumerHooks):
             ["topic"],
             registry=self.registry,
         )
+        self._register_outage_metrics()
 
     def _register_outage_metrics(self) -> None:
         """The database outage gauge and seconds, set by ``after_database_outage``; 0 from the start."""
