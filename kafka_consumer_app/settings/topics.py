@@ -30,11 +30,20 @@ from django.utils.module_loading import import_string
 
 from kafka_consumer_app.exceptions import ConfigurationError
 from kafka_consumer_app.serialization import deserializer_problem
-from kafka_consumer_app.settings import concurrency, connection, failures, health, manifests, schema_registry
+from kafka_consumer_app.settings import (
+    concurrency,
+    connection,
+    failures,
+    health,
+    manifests,
+    offset_store,
+    schema_registry,
+)
 from kafka_consumer_app.settings.base import DocTable, Problem, raw_settings, topic_overrides, topic_where
 from kafka_consumer_app.settings.concurrency import ConcurrencyConfig
 from kafka_consumer_app.settings.failures import FailureConfig
 from kafka_consumer_app.settings.health import HealthConfig
+from kafka_consumer_app.settings.offset_store import OffsetStoreConfig
 from kafka_consumer_app.validation import MAX_TOPIC_LENGTH, key_list, topic_name_problem
 
 #: The top-level key of this subject: (default, description).
@@ -69,6 +78,7 @@ SETTINGS_DOC: DocTable = {
     **connection.SETTINGS,
     **SETTINGS,
     **concurrency.SETTINGS,
+    **offset_store.SETTINGS,
     **failures.SETTINGS,
     **health.SETTINGS,
     **manifests.SETTINGS,
@@ -79,6 +89,7 @@ TOPIC_SETTINGS_DOC: DocTable = {
     **connection.TOPIC_SETTINGS,
     **TOPIC_SETTINGS,
     **concurrency.SETTINGS,
+    **offset_store.SETTINGS,
     **failures.TOPIC_SETTINGS,
     **manifests.TOPIC_SETTINGS,
 }
@@ -109,6 +120,7 @@ class TopicConfig:
     #: Open edX events: values decode to OpenEdxEvent and their OpenEdxPublicSignal is sent (OPENEDX_EVENTS).
     openedx_events: bool = False
     concurrency: ConcurrencyConfig = field(default_factory=ConcurrencyConfig)
+    offsets: OffsetStoreConfig = field(default_factory=OffsetStoreConfig)
 
 
 def get_topic_config(topic: str, group_override: str | None = None, openedx_events: bool | None = None) -> TopicConfig:
@@ -142,6 +154,7 @@ def get_topic_config(topic: str, group_override: str | None = None, openedx_even
         health=health.health_config(top, topic),
         openedx_events=openedx,
         concurrency=concurrency.concurrency_config(top, overrides),
+        offsets=offset_store.offset_store_config(top, overrides),
     )
 
 
@@ -321,6 +334,7 @@ _SUBJECT_CHECKS: tuple[_Check, ...] = (
     failures.problems,
     schema_registry.problems,
     concurrency.problems,
+    offset_store.problems,
 )
 #: Each subject's check of one topic's dict, in the order their problems are reported.
 _TOPIC_CHECKS: tuple[_TopicCheck, ...] = (
@@ -329,4 +343,5 @@ _TOPIC_CHECKS: tuple[_TopicCheck, ...] = (
     failures.topic_problems,
     manifests.topic_problems,
     concurrency.topic_problems,
+    offset_store.topic_problems,
 )
