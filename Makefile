@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help requirements kafka test quality demo bench upgrade clean manifests render-manifests \
+.PHONY: help requirements kafka postgres test quality demo bench upgrade clean manifests render-manifests \
 	security
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -26,6 +26,16 @@ requirements: $(VENV)/.installed ## create .venv and install the app with its te
 kafka: requirements ## fetch Apache Kafka's jars with Maven (needs Java 17+ and Maven)
 	$(BIN)/python -m kafka_consumer_app.testing.broker fetch
 
+# The tests that need a real database server start their own PostgreSQL (kafka_consumer_app.testing.postgres)
+# from the installed server binaries; `check` looks for them where the module does, so Debian's package is
+# installed only when they are missing.
+postgres: requirements ## install PostgreSQL's server (Debian's postgresql package) unless it is installed already
+	@$(BIN)/python -m kafka_consumer_app.testing.postgres check || { \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql && \
+		$(BIN)/python -m kafka_consumer_app.testing.postgres check; }
+
 quality: requirements ## lint (ruff), layer contracts (import-linter), types (mypy --strict), Django's system checks
 	$(BIN)/ruff check kafka_consumer_app tests example benchmarks setup.py
 	$(BIN)/ruff format --check kafka_consumer_app tests example benchmarks setup.py
@@ -33,10 +43,10 @@ quality: requirements ## lint (ruff), layer contracts (import-linter), types (my
 	PYTHONPATH=.:example $(BIN)/mypy
 	DJANGO_SETTINGS_MODULE=example_project.settings $(BIN)/python example/manage.py check
 
-test: requirements kafka quality security ## set everything up and run the whole suite against a real broker
+test: requirements kafka postgres quality security ## set everything up and run the whole suite against a real broker
 	$(BIN)/pytest
 
-demo: requirements kafka ## start a local broker, run the example service's consumer, show what it handled
+demo: requirements kafka postgres ## start a local broker, run the example service's consumer, show what it handled
 	$(BIN)/python example/demo.py
 
 bench: requirements kafka ## run the benchmarks against a local broker (options: make bench BENCH_ARGS=--quick)
@@ -72,7 +82,7 @@ security: $(SECURITY_VENV)/.installed ## scan k8s/ with checkov, offline (skips 
 
 upgrade: $(BIN)/python ## recompile requirements/*.txt from the .in files
 	$(BIN)/pip install -q -r requirements/pip-tools.txt
-	cd requirements && for f in base avro openedx test pip-tools dev bench security; do $(PIP_COMPILE) $$f.in -o $$f.txt; done
+	cd requirements && for f in base avro openedx postgres test pip-tools dev bench security; do $(PIP_COMPILE) $$f.in -o $$f.txt; done
 
 clean: ## remove the virtualenv, caches and the fetched Kafka jars
 	rm -rf $(VENV) $(SECURITY_VENV) .cache .pytest_cache .ruff_cache .mypy_cache *.egg-info example/*.sqlite3

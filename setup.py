@@ -52,6 +52,7 @@ setup(
     extras_require={
         "avro": load_requirements("requirements/avro.in"),
         "openedx": load_requirements("requirements/avro.in", "requirements/openedx.in"),
+        "postgres": load_requirements("requirements/postgres.in"),
     },
     zip_safe=False,
     classifiers=[

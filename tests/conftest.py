@@ -1,4 +1,7 @@
-"""Fixtures: one real Apache Kafka broker per test session, and a fresh topic per test."""
+"""
+Fixtures: one real Apache Kafka broker per test session, and a fresh topic per test; one real
+PostgreSQL server per session (started only if a test asks for it), and a fresh database per test.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ import pytest
 from kafka_consumer_app.message import Message
 from kafka_consumer_app.signals import topic_signal
 from kafka_consumer_app.testing.broker import LocalKafkaBroker
+from kafka_consumer_app.testing.postgres import LocalPostgres
 
 from .kafka_utils import ConsumerProcesses
+from .postgres_utils import PostgresDatabase
 
 _topic_numbers = itertools.count()
 
@@ -39,6 +44,29 @@ def make_topic(kafka_broker: LocalKafkaBroker, request: pytest.FixtureRequest) -
         return name
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """A private PostgreSQL server on 127.0.0.1; if it cannot start, every test using it errors."""
+    server = LocalPostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_database(postgres_server: LocalPostgres) -> Iterator[PostgresDatabase]:
+    """An empty database for this test, dropped (with its remaining sessions) when the test ends."""
+    database = PostgresDatabase(postgres_server, f"test_{uuid.uuid4().hex[:12]}")
+    postgres_server.create_database(database.name)
+    try:
+        yield database
+    finally:
+        database.close()
+        postgres_server.drop_database(database.name)
 
 
 @pytest.fixture

@@ -143,23 +143,37 @@ def duplicates(records: list[Record]) -> int:
     return sum(count - 1 for count in counts.values())
 
 
+def manage_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """
+    The environment of a ``python example/manage.py`` subprocess: ours, with the test settings, then ``env``.
+
+    ``env`` may name other settings (``DJANGO_SETTINGS_MODULE``, as from :func:`settings_env`) or a
+    PostgreSQL database (``postgres_database.env``): merge them, e.g. ``{**settings_env(...), **database.env}``.
+    """
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example")]),
+        **(env or {}),
+    }
+
+
 class ConsumerProcess:
-    """``python example/manage.py consume_events`` in a subprocess, with the test settings."""
+    """``python example/manage.py consume_events`` in a subprocess, with the test settings (see :func:`manage_env`)."""
 
     def __init__(
         self, bootstrap: str, topic: str, record: Path, *args: str, group: str, env: dict[str, str] | None = None
     ):
         self.log_path = record.with_name(f"{record.stem}-{time.monotonic_ns()}.log")
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example")]),
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "KAFKA_GROUP_ID": group,
-            "TESTAPP_TOPIC": topic,
-            "TESTAPP_RECORD": str(record),
-            **(env or {}),
-        }
+        self.env = manage_env(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "KAFKA_GROUP_ID": group,
+                "TESTAPP_TOPIC": topic,
+                "TESTAPP_RECORD": str(record),
+                **(env or {}),
+            }
+        )
         self.argv = [sys.executable, str(MANAGE), "consume_events", "--topic", topic, *args]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in wait())
         self.process = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)

@@ -3,12 +3,16 @@ Settings of the test suite: the example project, with a test app in place of its
 
 The test app connects receivers for the topic named in the environment, so that
 ``consume_events`` subprocesses started by the tests have something to call.
+
+The database is SQLite, unless ``TEST_DATABASE_URL`` (``postgresql://user:password@host:port/name``)
+names a PostgreSQL database: the ``postgres_database`` fixture passes it to the subprocesses it serves.
 """
 
 import json
 import os
 
 from example_project.settings import *  # noqa: F403
+from kafka_consumer_app.testing.postgres import django_database_from_url
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
@@ -24,6 +28,10 @@ DATABASES = {
         "OPTIONS": {"timeout": 30},
     }
 }
+if os.environ.get("TEST_DATABASE_URL"):
+    # A consumer keeps its connection, as the example service's does (CONN_MAX_AGE None), so that a
+    # server dropping it is met by the loop's own handling of broken connections.
+    DATABASES["default"] = {**django_database_from_url(os.environ["TEST_DATABASE_URL"]), "CONN_MAX_AGE": None}
 
 KAFKA_CONSUMER = {
     "BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
