@@ -7,6 +7,9 @@ message is appended to, one line each: ``pid partition offset id``. The message 
 ``"slow": 0.5``, every 40th id also sleeps half a second.
 Lines are written with one ``O_APPEND`` write each, so several processes can share the file.
 
+With ``TESTAPP_WRITE_ROWS=1`` the topic receiver also inserts one ``HandledRow`` per message through
+the ORM (a table without a unique constraint, so a message handled twice leaves two rows).
+
 Two more switches, off unless set to ``1``: ``TESTAPP_RECORD_STARTS`` also records a ``started``
 line before the receiver sleeps or fails (so a test knows a message is in hand), and
 ``TESTAPP_FIXED`` plays a receiver that was fixed: it ignores ``sleep`` and ``fail``.
@@ -30,6 +33,7 @@ RECORD = os.environ.get("TESTAPP_RECORD")
 RECORD_STARTS = os.environ.get("TESTAPP_RECORD_STARTS") == "1"
 FIXED = os.environ.get("TESTAPP_FIXED") == "1"
 TRIES = os.environ.get("TESTAPP_TRIES")
+WRITE_ROWS = os.environ.get("TESTAPP_WRITE_ROWS") == "1"
 
 #: Failed tries per (topic, partition, offset), for ``fail_times``.
 _failed_tries = {}
@@ -94,6 +98,10 @@ if TOPIC:
             record_try(message, "failed", started)
             raise
         record_try(message, "ok", started)
+        if WRITE_ROWS:
+            from tests.testapp.models import HandledRow
+
+            HandledRow.objects.create(topic=message.topic, partition=message.partition, offset=message.offset)
         record(message, "topic")
 
 
