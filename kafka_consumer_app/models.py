@@ -2,7 +2,7 @@
 The app's one table: where each partition's consumption stands, for ``OFFSET_STORE = "database"``.
 
 A topic whose offsets live in the database writes, in the same transaction as its receivers' writes,
-the offset of the next message to handle in each partition (docs/decisions/0009-offsets-in-the-database.rst).
+the offset of the next message to handle in each partition (docs/decisions/0010-offsets-in-the-database.rst).
 A service creates the table with ``./manage.py migrate``, as for any app.
 """
 

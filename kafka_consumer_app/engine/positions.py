@@ -1,6 +1,6 @@
 """
 Offsets in the service's database (``OFFSET_STORE = "database"``): the receivers' writes and the position
-in one transaction (docs/decisions/0009-offsets-in-the-database.rst).
+in one transaction (docs/decisions/0010-offsets-in-the-database.rst).
 
 For each message, :meth:`DatabasePositions.attempt` opens ``transaction.atomic()`` on the topic's
 ``DATABASE`` alias, calls the receivers, and moves the partition's row of

@@ -4,7 +4,7 @@ Where a topic's consumed offsets live: OFFSET_STORE and DATABASE, at the top lev
 ``"kafka"`` (the default) commits them to the group in Kafka after the receivers returned (at least
 once). ``"database"`` also writes them to the app's positions table through the ``DATABASE`` alias,
 in the receivers' own transaction, so that the receivers' writes through that alias happen exactly
-once. See docs/decisions/0009-offsets-in-the-database.rst.
+once. See docs/decisions/0010-offsets-in-the-database.rst.
 """
 
 from __future__ import annotations
