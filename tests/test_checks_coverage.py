@@ -50,6 +50,8 @@ TOP_LEVEL_CASES = {
     "MAX_QUEUED": True,
     "BATCH_SIZE": 0,
     "BATCH_WAIT": -0.5,
+    "OFFSET_STORE": "redis",
+    "DATABASE": "nowhere",
 }
 
 #: A wrong value of every per-topic key (under TOPICS['orders']).
@@ -79,6 +81,8 @@ TOPIC_CASES = {
     "MAX_QUEUED": 0,
     "BATCH_SIZE": 2.5,
     "BATCH_WAIT": "soon",
+    "OFFSET_STORE": None,
+    "DATABASE": 0,
 }
 
 #: A wrong value of every RETRY key (top level).

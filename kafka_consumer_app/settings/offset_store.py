@@ -83,7 +83,7 @@ def _scope_problems(scope: dict[str, Any], where: str) -> list[Problem]:
             )
         )
     alias = scope.get("DATABASE")
-    if "DATABASE" in scope and alias not in settings.DATABASES:
+    if "DATABASE" in scope and (not isinstance(alias, str) or alias not in settings.DATABASES):
         known = ", ".join(map(repr, settings.DATABASES)) or "none"
         found.append(
             Problem(
