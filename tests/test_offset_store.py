@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 
+from kafka_consumer_app.exceptions import BatchFailed
 from kafka_consumer_app.models import ConsumedPosition
 from kafka_consumer_app.settings import topics
 from kafka_consumer_app.signals import batch_signal
@@ -157,19 +157,65 @@ def test_reset_only_moves_the_database_positions(kafka_settings, kafka_broker, m
     assert positions(topic) == {0: 0, 1: 0}
 
 
+@pytest.fixture
+def connect_batch():
+    connected = []
+
+    def do_connect(topic, function):
+        batch_signal(topic).connect(function, weak=False)
+        connected.append((topic, function))
+
+    yield do_connect
+    for topic, function in connected:
+        batch_signal(topic).disconnect(function)
+
+
 @pytest.mark.broker
-def test_batch_receivers_with_the_database_store_are_refused_at_startup_with_one_line(kafka_settings, make_topic):
+def test_a_batch_writes_its_rows_and_moves_its_partition_position_in_one_transaction(
+    kafka_settings, kafka_broker, make_topic, connect_batch
+):
+    topic = make_topic(partitions=2)
+    configure(kafka_settings, topic, BATCH_SIZE=25, BATCH_WAIT=0.2)
+    sizes = []
+
+    def bulk(sender, messages, **kwargs):
+        sizes.append(len(messages))
+        HandledRow.objects.bulk_create(
+            HandledRow(topic=m.topic, partition=m.partition, offset=m.offset) for m in messages
+        )
+
+    connect_batch(topic, bulk)
+    produce(kafka_broker.bootstrap_servers, topic, [{"n": i} for i in range(200)])
+
+    call_command("consume_events", topic=topic, max_messages=200)
+
+    handled = rows(topic)
+    assert len(handled) == 200 and len(set(handled)) == 200 and max(sizes) == 25
+    ends = {partition: max(offset for p, offset in handled if p == partition) + 1 for partition, _ in handled}
+    assert positions(topic) == ends
+
+
+@pytest.mark.broker
+def test_batch_failed_rolls_back_the_batch_runs_the_messages_before_it_again_then_retries_it_alone(
+    kafka_settings, kafka_broker, make_topic, connect_batch
+):
     topic = make_topic()
-    configure(kafka_settings, topic)
+    configure(kafka_settings, topic, BATCH_SIZE=10, BATCH_WAIT=2, RETRY={"ATTEMPTS": 3, "INITIAL_BACKOFF": 0.1})
+    calls = []
 
-    def batch(sender, messages, **kwargs):
-        pass
+    def one_by_one(sender, messages, **kwargs):
+        calls.append([m.offset for m in messages])
+        for index, message in enumerate(messages):
+            if message.offset == 4 and len(calls) == 1:  # offset 4 fails in the first batch only
+                raise BatchFailed(index, RuntimeError("the inventory service timed out"))
+            HandledRow.objects.create(topic=message.topic, partition=message.partition, offset=message.offset)
 
-    batch_signal(topic).connect(batch, weak=False)
-    try:
-        with pytest.raises(CommandError) as raised:
-            call_command("consume_events", topic=topic, max_messages=1)
-    finally:
-        batch_signal(topic).disconnect(batch)
-    assert "batch_signal receivers and OFFSET_STORE 'database'" in str(raised.value)
-    assert "\n" not in str(raised.value)
+    connect_batch(topic, one_by_one)
+    produce(kafka_broker.bootstrap_servers, topic, [{"n": i} for i in range(10)])
+
+    call_command("consume_events", topic=topic, max_messages=10)
+
+    assert rows(topic) == [(0, offset) for offset in range(10)], "a row was written twice or lost"
+    assert calls[:3] == [list(range(10)), [0, 1, 2, 3], [4]], calls
+    assert sorted(offset for call in calls[3:] for offset in call) == [5, 6, 7, 8, 9]
+    assert positions(topic) == {0: 10}

@@ -204,7 +204,7 @@ class EventConsumer:
         per_message, batches = self.dispatcher.has_receivers(), self.batches.has_receivers()
         require_receivers(self.config.topic, per_message, batches, self.options.allow_no_handlers)
         if self.positions is not None:
-            self.positions.check(self.config.topic, batches)
+            self.positions.check_table()
 
     def _start(self, client: Consumer) -> None:
         """Start the producer, the watchdog and the hooks; wait for the topic; subscribe."""

@@ -101,14 +101,10 @@ class DatabasePositions:
 
         return advance_and_mark
 
-    def check(self, topic: str, batches: bool) -> None:
-        """At startup: refuse batch receivers, and a positions table that cannot be read (one line each)."""
-        if batches:
-            raise ConfigurationError(
-                f"topic {topic!r} has batch_signal receivers and OFFSET_STORE 'database', which runs per-message "
-                "receivers only; use topic_signal receivers, or OFFSET_STORE 'kafka'"
-            )
-        self.check_table()
+    def next_offset(self, partition: int) -> int:
+        """The partition's row's next offset (-1 without a row)."""
+        found = self._rows().filter(partition=partition).values_list("next_offset", flat=True).first()
+        return -1 if found is None else found
 
     def advance(self, partition: int, offset: int) -> None:
         """A message given up (parked or skipped): move the row past it, on its own."""
