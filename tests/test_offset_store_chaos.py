@@ -1,6 +1,7 @@
 """
 OFFSET_STORE "database" on a real PostgreSQL server: consumers SIGKILLed at random while a receiver
-inserts one row per message into a table without a unique constraint. With the database store no row
+inserts one row per message into a table without a unique constraint (sequentially, on partition-ordered
+workers, and from a batch receiver's bulk_create). With the database store no row
 is written twice; with the Kafka store (the comparison) the duplicates are counted and printed.
 """
 
@@ -30,12 +31,13 @@ def row_counts(database, topic):
     return rows, distinct
 
 
-def chaos(servers, topic, group, directory, consumers, database, kills=4, **kafka_consumer):
+def chaos(servers, topic, group, directory, consumers, database, kills=4, batches=False, **kafka_consumer):
     """Three consumers, one SIGKILLed and restarted ``kills`` times, until every message has its row."""
     env = {
         **settings_env(directory, CONSUMER_CONFIG=SHORT_SESSION, **kafka_consumer),
         **database.env,
         "TESTAPP_WRITE_ROWS": "1",
+        "TESTAPP_BATCH": "1" if batches else "0",
     }
     record = directory / f"records-{group}.txt"
 
@@ -72,6 +74,10 @@ def test_sigkill_chaos_under_the_database_store_writes_every_row_exactly_once_an
     for store, settings in (
         ("database", {"OFFSET_STORE": "database"}),
         ("database-workers", {"OFFSET_STORE": "database", "CONCURRENCY": 4, "ORDERING": "partition"}),
+        (
+            "database-batches",
+            {"OFFSET_STORE": "database", "CONCURRENCY": 2, "ORDERING": "partition", "BATCH_SIZE": 50, "batches": True},
+        ),
         ("kafka", {"OFFSET_STORE": "kafka"}),
     ):
         topic = make_topic(partitions=PARTITIONS, suffix=store)
@@ -85,4 +91,5 @@ def test_sigkill_chaos_under_the_database_store_writes_every_row_exactly_once_an
         )
     assert found["database"] == (0, 0), found
     assert found["database-workers"] == (0, 0), found
+    assert found["database-batches"] == (0, 0), found
     assert found["kafka"][0] == 0, found

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, TopicPartition
+from django.db import DatabaseError
 
 from kafka_consumer_app.engine.commits import Commits
 from kafka_consumer_app.engine.offsets import OffsetReset, reset_positions
@@ -69,7 +70,8 @@ class Rebalancing:
         if self._reset is not None and partitions:
             reset, self._reset = self._reset, None
             self._apply_reset(client, partitions, reset)
-        elif self._positions is not None and partitions:
+        elif self._positions is not None and partitions and self._commits.client is not None:
+            # (No client: the consumer is closing, and nothing will be consumed from these partitions.)
             self._start_from_database(client, self._positions, partitions)
         # Waiting to join the group (e.g. until a killed member's session expires) is not an idle
         # topic: --idle-timeout counts from the latest assignment, never from before the first one.
@@ -132,10 +134,22 @@ class Rebalancing:
         Assign each partition from its row's offset where that is past the group's commit in Kafka (a crash
         after the database's commit and before Kafka's); the others from Kafka's, as usual.
         """
-        rows = positions.starting_offsets(partitions)
-        if not rows:
+        try:
+            rows = positions.starting_offsets(partitions)
+            if not rows:
+                return
+            found = client.committed(partitions, timeout=self._config.connect_timeout)
+        except (KafkaException, DatabaseError) as error:
+            # The positions' guard still skips, without running them, the messages the rows are past.
+            logger.warning(
+                "Could not read the positions of partitions %s of %s (%s); they start from the group's commit in "
+                "Kafka, and the messages their database positions are past are skipped as they come.",
+                partition_list(partitions),
+                self._config.kafka_topic,
+                error,
+            )
             return
-        committed = {p.partition: p.offset for p in client.committed(partitions, timeout=self._config.connect_timeout)}
+        committed = {p.partition: p.offset for p in found}
         ahead = {number: offset for number, offset in rows.items() if offset > committed.get(number, -1)}
         if not ahead:
             return
