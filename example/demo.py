@@ -118,6 +118,17 @@ def read_state(db_path: Path) -> tuple[list[tuple], int]:
     return rows, audited
 
 
+def read_positions(db_path: Path) -> list[tuple[int, int]]:
+    """The orders topic's positions, written with the receivers' writes (OFFSET_STORE "database")."""
+    with sqlite3.connect(db_path, timeout=10) as db:
+        found = db.execute(
+            "SELECT partition, next_offset FROM kafka_consumer_app_consumedposition "
+            "WHERE topic = ? AND next_offset >= 0 ORDER BY partition",
+            (TOPIC,),
+        )
+        return found.fetchall()
+
+
 def run_demo(workdir: Path) -> int:
     """Run every step; return the process exit code."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -151,7 +162,12 @@ def run_demo(workdir: Path) -> int:
         say(f"consume_events exited with {code}.")
         rows, audited = read_state(db_path)
         print_results(rows, audited)
-        return 0 if code == 0 and len(rows) == len(ORDERS) else 1
+        positions = read_positions(db_path)
+        say(
+            "Committed in the same transactions as those rows (OFFSET_STORE 'database'), the next offset of "
+            "each partition: " + ", ".join(f"{TOPIC}[{partition}] {offset}" for partition, offset in positions)
+        )
+        return 0 if code == 0 and len(rows) == len(ORDERS) and sum(o for _, o in positions) == audited else 1
     finally:
         if consumer is not None and consumer.poll() is None:
             consumer.kill()

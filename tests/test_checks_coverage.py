@@ -52,6 +52,8 @@ TOP_LEVEL_CASES = {
     "BATCH_WAIT": -0.5,
     "DATABASE_ERRORS": ["no_such_module_xyz.Down"],
     "DATABASE_OUTAGE_TIMEOUT": 0,
+    "OFFSET_STORE": "redis",
+    "DATABASE": "nowhere",
 }
 
 #: A wrong value of every per-topic key (under TOPICS['orders']).
@@ -81,6 +83,8 @@ TOPIC_CASES = {
     "MAX_QUEUED": 0,
     "BATCH_SIZE": 2.5,
     "BATCH_WAIT": "soon",
+    "OFFSET_STORE": None,
+    "DATABASE": 0,
 }
 
 #: A wrong value of every RETRY key (top level).

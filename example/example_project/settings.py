@@ -65,8 +65,15 @@ KAFKA_CONSUMER = {
     "CONSUMER_CONFIG": KAFKA_SECURITY,
     "PROGRESS_INTERVAL": float(KAFKA_ENV["KAFKA_PROGRESS_INTERVAL"]),
     "TOPICS": {
-        # Scaled by KEDA on consumer lag, from 1 replica up to one per partition.
-        "orders": {"DESERIALIZER": "json", "PARTITIONS": 6, "KEDA": True, "LAG_THRESHOLD": 50},
+        # Scaled by KEDA on consumer lag, from 1 replica up to one per partition. Its offsets are also
+        # written to this database, in the receivers' transaction: their writes happen exactly once.
+        "orders": {
+            "DESERIALIZER": "json",
+            "OFFSET_STORE": "database",
+            "PARTITIONS": 6,
+            "KEDA": True,
+            "LAG_THRESHOLD": 50,
+        },
         # A fixed number of replicas.
         "audit-log": {
             "GROUP_ID": "example-service-audit",

@@ -39,7 +39,7 @@ from confluent_kafka import Message as KafkaMessage
 from kafka_consumer_app.engine.batch_dispatch import BatchDelivery, BatchDispatcher, blamed, split_at
 from kafka_consumer_app.engine.db import OldConnectionCloser
 from kafka_consumer_app.engine.delivery import Delivery
-from kafka_consumer_app.engine.dispatch import ReceiverFailure
+from kafka_consumer_app.engine.dispatch import DispatchResult, ReceiverFailure
 from kafka_consumer_app.engine.hooks import HANDLED
 from kafka_consumer_app.engine.outages import hold_back
 from kafka_consumer_app.engine.policy import Decision, FailurePolicy, FailureReport, Park, Retry, Skip, Stop
@@ -49,6 +49,7 @@ from kafka_consumer_app.engine.scheduling import Scheduler, Work
 from kafka_consumer_app.engine.watchdog import Watchdog, WatchSlot
 from kafka_consumer_app.engine.workers import Workers
 from kafka_consumer_app.exceptions import DeserializationError
+from kafka_consumer_app.message import Message
 from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -71,9 +72,15 @@ class BatchJob:
     failures: Sequence[ReceiverFailure] | None = None
     #: The receivers the messages after the one alone go to, once it is finished; None: every receiver.
     owing: Sequence[ReceiverFailure] | None = None
+    #: Database store: the first ``rerun`` messages run again as a batch (the BatchFailed after them rolled their
+    #: writes back), then the message after them is decided on its ``undecided`` failures.
+    rerun: int = 0
+    undecided: list[ReceiverFailure] | None = None
 
     def unit(self) -> list[KafkaMessage]:
-        """What runs next: the message alone, or the whole batch."""
+        """What runs next: the messages to run again, the message alone, or the whole batch."""
+        if self.rerun:
+            return self.raws[: self.rerun]
         return self.raws[:1] if self.alone else self.raws
 
     def finished(self, count: int) -> None:
@@ -156,6 +163,8 @@ class BatchWorkers(Workers):
         self.scheduler = Scheduler("partition")  # a batch occupies its partition
         self._batches = BatchDelivery(delivery.converter, batches, delivery.emitter)
         self._batcher = Batcher(config.concurrency.batch_size, config.concurrency.batch_wait)
+        #: OFFSET_STORE "database": each batch runs in one transaction with its partition's position.
+        self._database = delivery.positions
 
     # -- the loop thread -------------------------------------------------------------------
 
@@ -251,19 +260,53 @@ class BatchWorkers(Workers):
             self._give_up_malformed(job, malformed)
             return False
         raws = [raw for raw, _ in converted]
-        result = self._batches.attempt([message for _, message in converted], job.failures, slot, raws[0])
+        result = self._attempt(raws, [message for _, message in converted], job, slot)
+        if result is None:  # the database position is past the first: handled before, by this group
+            return self._handled_before(job, raws)
+        rerun, job.rerun = job.rerun, 0
         if result.ok:
             self._handled(raws)
             job.finished(len(raws))
+            if rerun and job.undecided:  # then the message after them: its BatchFailed decides now
+                job.alone, job.attempts_made = True, 0
+                return self._message_failed(work, job, job.undecided)
             return False
         index = 0 if job.alone else split_at(result.failures, len(raws))
         if index is None:
             return self._batch_failed(work, job, result.failures)
+        if index and self._database is not None and not job.alone:  # rolled back: run those before it again
+            job.rerun, job.owing, job.undecided = index, result.failures, blamed(result.failures)
+            return False
         self._handled(raws[:index])
         if not job.alone:
             job.finished(index)
             job.alone, job.owing = True, result.failures
         return self._message_failed(work, job, blamed(result.failures))
+
+    def _attempt(
+        self, raws: list[KafkaMessage], messages: list[Message], job: BatchJob, slot: WatchSlot
+    ) -> DispatchResult | None:
+        """One attempt at the unit; with the database store, in one transaction (None: handled before)."""
+        positions = self._database
+        if positions is None:
+            return self._batches.attempt(messages, job.failures, slot, raws[0])
+        first, last = raws[0].offset() or 0, raws[-1].offset() or 0
+        # A failure rolled back every receiver's writes: a retry runs them all again.
+        run = functools.partial(self._batches.attempt, messages, None, slot, raws[0])
+        return positions.attempt(raws[0].partition() or 0, first, last, run)
+
+    def _handled_before(self, job: BatchJob, raws: list[KafkaMessage]) -> bool:
+        """Finish the unit's messages that the database position is past; the rest run again."""
+        assert self._database is not None
+        position = self._database.next_offset(raws[0].partition() or 0)
+        done = [raw for raw in raws if (raw.offset() or 0) < position]
+        logger.info(
+            "Skipped %d messages of %s: the database position shows them handled already.", len(done), _span(raws)
+        )
+        if done:
+            self.mark_all(done[0].partition() or 0, done)
+        job.finished(len(done))
+        return False
 
     def _handled(self, raws: Sequence[KafkaMessage]) -> None:
         if not raws:

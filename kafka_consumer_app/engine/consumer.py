@@ -42,6 +42,7 @@ from kafka_consumer_app.engine.offsets import OffsetReset
 from kafka_consumer_app.engine.outages import DatabaseOutage
 from kafka_consumer_app.engine.outcomes import Outcomes
 from kafka_consumer_app.engine.policy import FailurePolicy
+from kafka_consumer_app.engine.positions import DatabasePositions
 from kafka_consumer_app.engine.progress import Progress, RunSummary
 from kafka_consumer_app.engine.rebalance import Rebalancing, commit_reset, log_reset_committed
 from kafka_consumer_app.engine.records import MessageConverter, locate
@@ -130,8 +131,11 @@ class EventConsumer:
         )
         self.topic_watch = TopicWatch(config, emit)
         self.client_errors = ClientErrorHandler(config, on_missing_topic=self.topic_watch.check_soon)
-        self.rebalance = Rebalancing(config, self.options.reset, self.commits, self.retries, emit)
-        self.outcomes = Outcomes(config, self.retries, self.summary, emit, self.commits.mark)
+        #: OFFSET_STORE "database": the positions table, written in the receivers' transaction; else None.
+        self.positions = DatabasePositions(config) if config.offsets.in_database else None
+        self.delivery.positions = self.positions
+        self.rebalance = Rebalancing(config, self.options.reset, self.commits, self.retries, emit, self.positions)
+        self.outcomes = Outcomes(config, self.retries, self.summary, emit, self._given_up(self.commits.mark))
         #: The receivers of batch_signal(topic): a topic that has any runs on the workers, at any CONCURRENCY.
         self.batches = BatchDispatcher(config.topic, sender=EventConsumer, timed=self.emitter.wants("after_receiver"))
         #: The worker threads (CONCURRENCY above 1, or batch receivers); None runs every message on the loop's thread.
@@ -145,12 +149,17 @@ class EventConsumer:
         """The workers, wired in: they finish offsets, the commits commit their watermarks, rebalances drain them."""
         parts = (self.config, self.delivery, self.policy, self.summary, self.progress, self.watchdog)
         workers = BatchWorkers(self.batches, *parts) if self.batches.has_receivers() else Workers(*parts)
-        self.outcomes = Outcomes(self.config, self.retries, self.summary, self.emitter.emit, workers.mark)
+        given_up = self._given_up(workers.mark)
+        self.outcomes = Outcomes(self.config, self.retries, self.summary, self.emitter.emit, given_up)
         workers.outcomes = self.outcomes
         self.commits.offsets_to_commit = workers.offsets
         self.rebalance.work = workers
         self.progress.workers_state = workers.state
         return workers
+
+    def _given_up(self, mark: Callable[[int, KafkaMessage], None]) -> Callable[[int, KafkaMessage], None]:
+        """How a parked or skipped message is marked: with the database store, its row moves past it first."""
+        return mark if self.positions is None else self.positions.given_up(mark)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -188,6 +197,8 @@ class EventConsumer:
         try:
             self.topic_watch.wait_for_topic(client, self.client_errors.errors, self.stop.is_set)
             positions = commit_reset(client, self.config, reset)
+            if self.positions is not None:
+                self.positions.move_to(positions)
         finally:
             client.close()
         log_reset_committed(self.config, reset, positions)
@@ -196,6 +207,8 @@ class EventConsumer:
     def _require_receivers(self) -> None:
         per_message, batches = self.dispatcher.has_receivers(), self.batches.has_receivers()
         require_receivers(self.config.topic, per_message, batches, self.options.allow_no_handlers)
+        if self.positions is not None:
+            self.positions.check_table()
 
     def _start(self, client: Consumer) -> None:
         """Start the producer, the watchdog and the hooks; wait for the topic; subscribe."""

@@ -8,12 +8,14 @@ thread (CONCURRENCY above 1) with a watchdog slot of its own. What happens after
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from confluent_kafka import Message as KafkaMessage
 
 from kafka_consumer_app.engine.dispatch import Dispatcher, DispatchResult, ReceiverFailure
 from kafka_consumer_app.engine.hooks import HookEmitter
+from kafka_consumer_app.engine.positions import DatabasePositions
 from kafka_consumer_app.engine.records import Location, MessageConverter
 from kafka_consumer_app.engine.watchdog import Watchdog, WatchSlot
 from kafka_consumer_app.message import Message
@@ -26,6 +28,8 @@ class Delivery:
         self.converter = converter
         self.dispatcher = dispatcher
         self.emitter = emitter
+        #: OFFSET_STORE "database": each attempt runs in a transaction that also moves the partition's position.
+        self.positions: DatabasePositions | None = None
 
     def attempt(
         self,
@@ -37,7 +41,23 @@ class Delivery:
         """
         Convert ``raw`` and call its receivers (only those of ``failures``, on a retry); raises
         DeserializationError for a value that cannot be decoded.
+
+        With the database store, in the transaction of :meth:`DatabasePositions.attempt_message`, which
+        rolls back every receiver's writes on a failure: a retry then calls every receiver again.
         """
+        if self.positions is not None:
+            return self.positions.attempt_message(
+                location, functools.partial(self._attempt, raw, location, None, watch)
+            )
+        return self._attempt(raw, location, failures, watch)
+
+    def _attempt(
+        self,
+        raw: KafkaMessage,
+        location: Location,
+        failures: Sequence[ReceiverFailure] | None,
+        watch: Watchdog | WatchSlot,
+    ) -> DispatchResult:
         message = self.converter.to_message(raw, location)
         emitter = self.emitter
         if "before_message" in emitter.wanted:

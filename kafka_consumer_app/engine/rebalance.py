@@ -13,10 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, TopicPartition
+from django.db import DatabaseError
 
 from kafka_consumer_app.engine.commits import Commits
 from kafka_consumer_app.engine.offsets import OffsetReset, reset_positions
+from kafka_consumer_app.engine.positions import DatabasePositions
 from kafka_consumer_app.engine.retries import RetryScheduler
 from kafka_consumer_app.exceptions import ConfigurationError
 from kafka_consumer_app.settings.topics import TopicConfig
@@ -47,8 +49,11 @@ class Rebalancing:
         commits: Commits,
         retries: RetryScheduler,
         emit: Callable[..., None],
+        positions: DatabasePositions | None = None,
     ) -> None:
         self._config = config
+        #: OFFSET_STORE "database": assigned partitions start at their rows' offsets.
+        self._positions = positions
         self._reset = reset
         self._commits = commits
         self._retries = retries
@@ -65,6 +70,9 @@ class Rebalancing:
         if self._reset is not None and partitions:
             reset, self._reset = self._reset, None
             self._apply_reset(client, partitions, reset)
+        elif self._positions is not None and partitions and self._commits.client is not None:
+            # (No client: the consumer is closing, and nothing will be consumed from these partitions.)
+            self._start_from_database(client, self._positions, partitions)
         # Waiting to join the group (e.g. until a killed member's session expires) is not an idle
         # topic: --idle-timeout counts from the latest assignment, never from before the first one.
         if self.work is not None:
@@ -119,19 +127,62 @@ class Rebalancing:
         )
         self._emit("after_revoke", [p.partition for p in partitions], True)
 
-    def _apply_reset(self, client: Consumer, partitions: list[TopicPartition], reset: OffsetReset) -> None:
-        """Rewind the first assigned partitions, commit the new positions, and assign from them."""
-        config = self._config
-        positions = reset_positions(client, config.kafka_topic, [p.partition for p in partitions], reset)
-        client.commit(offsets=positions, asynchronous=False)
-        options = config.consumer_config
-        # Incremental unless the user chose an eager strategy; KIP-848 groups are always incremental.
+    def _start_from_database(
+        self, client: Consumer, positions: DatabasePositions, partitions: list[TopicPartition]
+    ) -> None:
+        """
+        Assign each partition from its row's offset where that is past the group's commit in Kafka (a crash
+        after the database's commit and before Kafka's); the others from Kafka's, as usual.
+        """
+        try:
+            rows = positions.starting_offsets(partitions)
+            if not rows:
+                return
+            found = client.committed(partitions, timeout=self._config.connect_timeout)
+        except (KafkaException, DatabaseError) as error:
+            # The positions' guard still skips, without running them, the messages the rows are past.
+            logger.warning(
+                "Could not read the positions of partitions %s of %s (%s); they start from the group's commit in "
+                "Kafka, and the messages their database positions are past are skipped as they come.",
+                partition_list(partitions),
+                self._config.kafka_topic,
+                error,
+            )
+            return
+        committed = {p.partition: p.offset for p in found}
+        ahead = {number: offset for number, offset in rows.items() if offset > committed.get(number, -1)}
+        if not ahead:
+            return
+        topic = self._config.kafka_topic
+        self._assign(
+            client, [TopicPartition(topic, p.partition, ahead.get(p.partition, OFFSET_INVALID)) for p in partitions]
+        )
+        logger.info(
+            "Partitions %s of %s start at their database positions %s, past the group's commit in Kafka.",
+            sorted(ahead),
+            topic,
+            [ahead[number] for number in sorted(ahead)],
+        )
+
+    def _assign(self, client: Consumer, positions: list[TopicPartition]) -> None:
+        """Assign from ``positions`` inside on_assign: incremental unless the user chose an eager strategy."""
+        options = self._config.consumer_config
+        # KIP-848 groups are always incremental.
         if options.get("group.protocol") == "consumer" or (
             options.get("partition.assignment.strategy", "cooperative-sticky") == "cooperative-sticky"
         ):
             client.incremental_assign(positions)
         else:
             client.assign(positions)
+
+    def _apply_reset(self, client: Consumer, partitions: list[TopicPartition], reset: OffsetReset) -> None:
+        """Rewind the first assigned partitions, commit the new positions (in the database too), assign from them."""
+        config = self._config
+        positions = reset_positions(client, config.kafka_topic, [p.partition for p in partitions], reset)
+        client.commit(offsets=positions, asynchronous=False)
+        if self._positions is not None:
+            self._positions.move_to(positions)
+        self._assign(client, positions)
         logger.info(
             "Reset group %s to %s on %s: partitions %s restart at offsets %s.",
             config.group_id,

@@ -36,6 +36,7 @@ from kafka_consumer_app.settings import (
     failures,
     health,
     manifests,
+    offset_store,
     outages,
     schema_registry,
 )
@@ -43,6 +44,7 @@ from kafka_consumer_app.settings.base import DocTable, Problem, raw_settings, to
 from kafka_consumer_app.settings.concurrency import ConcurrencyConfig
 from kafka_consumer_app.settings.failures import FailureConfig
 from kafka_consumer_app.settings.health import HealthConfig
+from kafka_consumer_app.settings.offset_store import OffsetStoreConfig
 from kafka_consumer_app.settings.outages import OutageConfig
 from kafka_consumer_app.validation import MAX_TOPIC_LENGTH, key_list, topic_name_problem
 
@@ -78,6 +80,7 @@ SETTINGS_DOC: DocTable = {
     **connection.SETTINGS,
     **SETTINGS,
     **concurrency.SETTINGS,
+    **offset_store.SETTINGS,
     **failures.SETTINGS,
     **outages.SETTINGS,
     **health.SETTINGS,
@@ -89,6 +92,7 @@ TOPIC_SETTINGS_DOC: DocTable = {
     **connection.TOPIC_SETTINGS,
     **TOPIC_SETTINGS,
     **concurrency.SETTINGS,
+    **offset_store.SETTINGS,
     **failures.TOPIC_SETTINGS,
     **manifests.TOPIC_SETTINGS,
 }
@@ -120,6 +124,7 @@ class TopicConfig:
     openedx_events: bool = False
     concurrency: ConcurrencyConfig = field(default_factory=ConcurrencyConfig)
     outage: OutageConfig = field(default_factory=OutageConfig)
+    offsets: OffsetStoreConfig = field(default_factory=OffsetStoreConfig)
 
 
 def get_topic_config(topic: str, group_override: str | None = None, openedx_events: bool | None = None) -> TopicConfig:
@@ -154,6 +159,7 @@ def get_topic_config(topic: str, group_override: str | None = None, openedx_even
         openedx_events=openedx,
         concurrency=concurrency.concurrency_config(top, overrides),
         outage=outages.outage_config(top),
+        offsets=offset_store.offset_store_config(top, overrides),
     )
 
 
@@ -334,6 +340,7 @@ _SUBJECT_CHECKS: tuple[_Check, ...] = (
     outages.problems,
     schema_registry.problems,
     concurrency.problems,
+    offset_store.problems,
 )
 #: Each subject's check of one topic's dict, in the order their problems are reported.
 _TOPIC_CHECKS: tuple[_TopicCheck, ...] = (
@@ -342,4 +349,5 @@ _TOPIC_CHECKS: tuple[_TopicCheck, ...] = (
     failures.topic_problems,
     manifests.topic_problems,
     concurrency.topic_problems,
+    offset_store.topic_problems,
 )

@@ -7,6 +7,11 @@ message is appended to, one line each: ``pid partition offset id``. The message 
 ``"slow": 0.5``, every 40th id also sleeps half a second.
 Lines are written with one ``O_APPEND`` write each, so several processes can share the file.
 
+With ``TESTAPP_WRITE_ROWS=1`` the topic receiver also inserts one ``HandledRow`` per message through
+the ORM (a table without a unique constraint, so a message handled twice leaves two rows). With
+``TESTAPP_BATCH=1`` a ``batch_signal`` receiver takes its place: it records each message and writes
+the batch's rows with one ``bulk_create``.
+
 Two more switches, off unless set to ``1``: ``TESTAPP_RECORD_STARTS`` also records a ``started``
 line before the receiver sleeps or fails (so a test knows a message is in hand), and
 ``TESTAPP_FIXED`` plays a receiver that was fixed: it ignores ``sleep`` and ``fail``.
@@ -22,7 +27,7 @@ import time
 
 from django.dispatch import receiver
 
-from kafka_consumer_app.signals import event_signal, topic_signal
+from kafka_consumer_app.signals import batch_signal, event_signal, topic_signal
 
 TOPIC = os.environ.get("TESTAPP_TOPIC")
 EVENT_TYPE = os.environ.get("TESTAPP_EVENT_TYPE")
@@ -30,6 +35,8 @@ RECORD = os.environ.get("TESTAPP_RECORD")
 RECORD_STARTS = os.environ.get("TESTAPP_RECORD_STARTS") == "1"
 FIXED = os.environ.get("TESTAPP_FIXED") == "1"
 TRIES = os.environ.get("TESTAPP_TRIES")
+WRITE_ROWS = os.environ.get("TESTAPP_WRITE_ROWS") == "1"
+BATCH = os.environ.get("TESTAPP_BATCH") == "1"
 
 #: Failed tries per (topic, partition, offset), for ``fail_times``.
 _failed_tries = {}
@@ -80,7 +87,22 @@ def behave(message):
             raise RuntimeError(f"message {value.get('id')} asked to fail {value['fail_times']} time(s)")
 
 
-if TOPIC:
+if TOPIC and BATCH:
+
+    @receiver(batch_signal(TOPIC))
+    def on_topic_batch(sender, messages, **kwargs):
+        """Write the batch's rows (with TESTAPP_WRITE_ROWS) in one bulk_create, then record each message."""
+        if WRITE_ROWS:
+            from tests.testapp.models import HandledRow
+
+            HandledRow.objects.bulk_create(
+                [HandledRow(topic=m.topic, partition=m.partition, offset=m.offset) for m in messages]
+            )
+        for message in messages:
+            record(message, "topic")
+
+
+if TOPIC and not BATCH:
 
     @receiver(topic_signal(TOPIC))
     def on_topic_message(sender, message, **kwargs):
@@ -94,6 +116,10 @@ if TOPIC:
             record_try(message, "failed", started)
             raise
         record_try(message, "ok", started)
+        if WRITE_ROWS:
+            from tests.testapp.models import HandledRow
+
+            HandledRow.objects.create(topic=message.topic, partition=message.partition, offset=message.offset)
         record(message, "topic")
 
 

@@ -1,0 +1,95 @@
+"""
+OFFSET_STORE "database" on a real PostgreSQL server: consumers SIGKILLed at random while a receiver
+inserts one row per message into a table without a unique constraint (sequentially, on partition-ordered
+workers, and from a batch receiver's bulk_create). With the database store no row
+is written twice; with the Kafka store (the comparison) the duplicates are counted and printed.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+
+import pytest
+
+from .kafka_utils import ConsumerProcess, produce, report_figures, settings_env, wait_for
+
+pytestmark = pytest.mark.broker
+
+MESSAGES = 20_000
+PARTITIONS = 6
+#: Sessions short enough that a killed member's partitions move on within seconds.
+SHORT_SESSION = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "auto.commit.interval.ms": 1000}
+
+
+def row_counts(database, topic):
+    """(rows, distinct messages) written for ``topic``."""
+    [(rows, distinct)] = database.execute(
+        'SELECT count(*), count(DISTINCT (partition, "offset")) FROM testapp_handledrow WHERE topic = %s', (topic,)
+    )
+    return rows, distinct
+
+
+def chaos(servers, topic, group, directory, consumers, database, kills=4, batches=False, **kafka_consumer):
+    """Three consumers, one SIGKILLed and restarted ``kills`` times, until every message has its row."""
+    env = {
+        **settings_env(directory, CONSUMER_CONFIG=SHORT_SESSION, **kafka_consumer),
+        **database.env,
+        "TESTAPP_WRITE_ROWS": "1",
+        "TESTAPP_BATCH": "1" if batches else "0",
+    }
+    record = directory / f"records-{group}.txt"
+
+    def start() -> ConsumerProcess:
+        return consumers.start(servers, topic, record, group=group, env=env)
+
+    running = [start() for _ in range(3)]
+    rng = random.Random()
+    for _ in range(kills):
+        wait_for(lambda: row_counts(database, topic)[0] > 0, timeout=60, what="a first row", interval=0.2)
+        time.sleep(rng.uniform(1.0, 2.5))
+        slot = rng.randrange(len(running))
+        running[slot].send(signal.SIGKILL)
+        assert running[slot].wait(10) == -signal.SIGKILL
+        running[slot] = start()
+    wait_for(
+        lambda: row_counts(database, topic)[1] >= MESSAGES, timeout=240, what="a row for every message", interval=1
+    )
+    time.sleep(2)  # anything still running writes its rows now; then the counts are final
+    for process in running:
+        process.send(signal.SIGTERM)
+    for process in running:
+        assert process.wait(30) == 0, process.output()
+    rows, distinct = row_counts(database, topic)
+    return MESSAGES - distinct, rows - distinct
+
+
+def test_sigkill_chaos_under_the_database_store_writes_every_row_exactly_once_and_under_kafka_counts_duplicates(
+    kafka_broker, make_topic, group_id, tmp_path, consumers, postgres_database
+):
+    postgres_database.migrate()
+    servers = kafka_broker.bootstrap_servers
+    found = {}
+    for store, settings in (
+        ("database", {"OFFSET_STORE": "database"}),
+        ("database-workers", {"OFFSET_STORE": "database", "CONCURRENCY": 4, "ORDERING": "partition"}),
+        (
+            "database-batches",
+            {"OFFSET_STORE": "database", "CONCURRENCY": 2, "ORDERING": "partition", "BATCH_SIZE": 50, "batches": True},
+        ),
+        ("kafka", {"OFFSET_STORE": "kafka"}),
+    ):
+        topic = make_topic(partitions=PARTITIONS, suffix=store)
+        produce(servers, topic, [{"id": i, "sleep": 0.002} for i in range(MESSAGES)])
+        group = f"{group_id}-{store}"
+        lost, duplicated = chaos(servers, topic, group, tmp_path, consumers, postgres_database, **settings)
+        found[store] = (lost, duplicated)
+        report_figures(
+            f"FIGURES offset-store sigkill chaos OFFSET_STORE={store} (3 consumers, {PARTITIONS} partitions, "
+            f"4 kills): messages={MESSAGES} lost={lost} duplicate_rows={duplicated}"
+        )
+    assert found["database"] == (0, 0), found
+    assert found["database-workers"] == (0, 0), found
+    assert found["database-batches"] == (0, 0), found
+    assert found["kafka"][0] == 0, found
