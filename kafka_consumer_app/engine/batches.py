@@ -72,8 +72,7 @@ class BatchJob:
     failures: Sequence[ReceiverFailure] | None = None
     #: The receivers the messages after the one alone go to, once it is finished; None: every receiver.
     owing: Sequence[ReceiverFailure] | None = None
-    #: Database store: the first ``rerun`` messages run again as a batch (the BatchFailed after them rolled their
-    #: writes back), then the message after them is decided on its ``undecided`` failures.
+    #: Database store: the first ``rerun`` run again (a BatchFailed rolled them back); then ``undecided`` decides.
     rerun: int = 0
     undecided: list[ReceiverFailure] | None = None
 
