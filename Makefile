@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help requirements kafka postgres test test-long quality demo bench upgrade clean manifests render-manifests \
+.PHONY: help requirements kafka postgres test quality demo bench upgrade clean manifests render-manifests \
 	security
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -45,9 +45,6 @@ quality: requirements ## lint (ruff), layer contracts (import-linter), types (my
 
 test: requirements kafka postgres quality security ## set everything up and run the whole suite against a real broker
 	$(BIN)/pytest
-
-test-long: requirements kafka postgres ## run the tests that take minutes (marked long), which make test leaves out
-	$(BIN)/pytest -m long
 
 demo: requirements kafka postgres ## start a local broker, run the example service's consumer, show what it handled
 	$(BIN)/python example/demo.py
