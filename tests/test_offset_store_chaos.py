@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
-from .kafka_utils import ConsumerProcess, produce, report_figures, settings_env, wait_for
-
-pytestmark = pytest.mark.broker
+from .kafka_utils import MANAGE, ConsumerProcess, manage_env, produce, report_figures, settings_env, wait_for
 
 MESSAGES = 20_000
 PARTITIONS = 6
@@ -65,6 +65,7 @@ def chaos(servers, topic, group, directory, consumers, database, kills=4, batche
     return MESSAGES - distinct, rows - distinct
 
 
+@pytest.mark.broker
 def test_sigkill_chaos_under_the_database_store_writes_every_row_exactly_once_and_under_kafka_counts_duplicates(
     kafka_broker, make_topic, group_id, tmp_path, consumers, postgres_database
 ):
@@ -93,3 +94,50 @@ def test_sigkill_chaos_under_the_database_store_writes_every_row_exactly_once_an
     assert found["database-workers"] == (0, 0), found
     assert found["database-batches"] == (0, 0), found
     assert found["kafka"][0] == 0, found
+
+
+#: Run by ``manage.py shell`` on the test's PostgreSQL database: two threads own partition 0 at once (as a
+#: member that lost its session but runs on would, beside the partition's new owner) and handle offset 7.
+RACE = """
+import threading, time
+from types import SimpleNamespace
+from django.db import connections
+from kafka_consumer_app.engine.dispatch import DispatchResult
+from kafka_consumer_app.engine.positions import DatabasePositions
+from kafka_consumer_app.settings.offset_store import OffsetStoreConfig
+from tests.testapp.models import HandledRow
+
+config = SimpleNamespace(offsets=OffsetStoreConfig("database"), group_id="racing", kafka_topic="race")
+DatabasePositions(config).starting_offsets([SimpleNamespace(partition=0)])
+outcomes, gate = [], threading.Barrier(2)
+
+def handle():
+    positions = DatabasePositions(config)
+    def receivers():
+        gate.wait()  # both are inside their transactions now
+        HandledRow.objects.create(topic="race", partition=0, offset=7)
+        time.sleep(0.5)
+        return DispatchResult()
+    outcomes.append("committed" if positions.attempt(0, 7, 7, receivers) is not None else "rolled back")
+    connections.close_all()
+
+threads = [threading.Thread(target=handle) for _ in range(2)]
+for thread in threads: thread.start()
+for thread in threads: thread.join(30)
+print(sorted(outcomes), HandledRow.objects.filter(topic="race").count(), DatabasePositions(config).next_offset(0))
+"""
+
+
+def test_two_owners_handling_one_message_at_once_commit_it_once_and_roll_the_other_back(postgres_database):
+    postgres_database.migrate()
+    result = subprocess.run(
+        [sys.executable, str(MANAGE), "shell", "-c", RACE],
+        env=manage_env(postgres_database.env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # The second UPDATE of the row waits for the first transaction, then finds the row past offset 7.
+    assert result.stdout.split("\n")[-2] == "['committed', 'rolled back'] 1 8", result.stdout + result.stderr
