@@ -252,8 +252,8 @@ def outage_topic(kafka_broker, make_topic) -> Iterator[Callable[..., str]]:
     yield make
 
 
-def ride_out_outage(port: int, database: Database, run: Run, seconds: float = 2.0) -> str:
-    """Wait until /readyz says the database is out, keep it out ``seconds`` more, bring it back; the 503 body."""
+def ride_out_outage(port: int, database: Database, run: Run, tries: int = 3) -> str:
+    """Wait until /readyz says the database is out and ``tries`` calls met it, bring it back; the 503 body."""
 
     def outage_reported() -> str | None:
         answer = answered(port, "/readyz", 503)
@@ -262,7 +262,8 @@ def ride_out_outage(port: int, database: Database, run: Run, seconds: float = 2.
     body = wait_for(outage_reported, timeout=30, what="/readyz to report the database outage")
     metrics = get(port, "/metrics")
     assert metrics is not None and "kafka_consumer_database_outage{" in metrics[1]
-    time.sleep(seconds)  # the outage lasts: the receivers keep meeting it, and nothing is parked meanwhile
+    # The outage lasts: the receivers keep meeting it (every 0.5 s, then 1 s, 2 s...), and nothing is parked.
+    wait_for(lambda: database.failed >= tries, timeout=30, what=f"{tries} calls to meet the outage")
     assert run.thread.is_alive(), "the consumer stopped during the outage"
     database.down = False
     return body
