@@ -11,6 +11,7 @@ import json
 import runpy
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -142,6 +143,40 @@ def test_bench_concurrency_sets_the_benchmark_projects_concurrency(monkeypatch):
 
     monkeypatch.setenv("BENCH_CONCURRENCY", "32")
     assert runpy.run_path(str(settings_file))["KAFKA_CONSUMER"]["CONCURRENCY"] == 32
+
+
+def benchmark_settings() -> dict[str, Any]:
+    """The benchmark project's settings module, run afresh with the environment as it is now."""
+    return runpy.run_path(str(Path(benchmarks.__file__).parent / "settings.py"))
+
+
+def test_bench_database_url_puts_the_orm_receivers_database_on_postgresql_with_its_connection_lifetime(monkeypatch):
+    monkeypatch.setenv("BENCH_DATABASE_URL", "postgresql://postgres:secret@127.0.0.1:54321/run_1_orm_pg")
+    monkeypatch.setenv("BENCH_DB_PATH", "ignored.sqlite3")
+    monkeypatch.setenv("BENCH_CONN_MAX_AGE", "none")
+
+    database = benchmark_settings()["DATABASES"]["default"]
+
+    assert (database["ENGINE"], database["NAME"], database["PORT"], database["CONN_MAX_AGE"]) == (
+        "django.db.backends.postgresql",
+        "run_1_orm_pg",
+        "54321",
+        None,
+    )
+
+
+def test_without_bench_database_url_the_orm_receivers_database_stays_the_sqlite_file(monkeypatch):
+    monkeypatch.delenv("BENCH_DATABASE_URL", raising=False)
+    monkeypatch.setenv("BENCH_DB_PATH", "run.sqlite3")
+    monkeypatch.setenv("BENCH_CONN_MAX_AGE", "60")
+
+    database = benchmark_settings()["DATABASES"]["default"]
+
+    assert (database["ENGINE"], database["NAME"], database["CONN_MAX_AGE"]) == (
+        "django.db.backends.sqlite3",
+        "run.sqlite3",
+        60,
+    )
 
 
 def test_concurrency_is_a_scenario_of_only_with_sizes_of_its_own():
