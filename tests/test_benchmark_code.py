@@ -1,6 +1,6 @@
 """
 The benchmarks' own code (not their figures): the schema registry they serve, CPU per message, the Open edX rows,
-the concurrency scenario's recorder, settings, backlog windows and rows.
+the concurrency scenario's recorder, settings, backlog windows and rows, and the ORM runs' databases.
 
 No benchmark runs here and nothing is timed.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import benchmarks
 from benchmarks.cli import build_parser, settings_from
 from benchmarks.cluster import BenchmarkError
 from benchmarks.config import QUICK, TARGETS, BenchSettings
+from benchmarks.context import Context
+from benchmarks.databases import TABLE, PostgresDatabase, SqliteDatabase, run_database_name
 from benchmarks.recorder import LockedRecorder, Recorder, RecorderOptions, read_result
 from benchmarks.registry import schema_registry
 from benchmarks.report import concurrency_rows, openedx_rows, throughput_rows
@@ -38,8 +41,9 @@ from benchmarks.scenarios.concurrency import (
     sequential_messages,
 )
 from benchmarks.scenarios.openedx import OpenEdxResult
-from benchmarks.scenarios.throughput import ThroughputResult
+from benchmarks.scenarios.throughput import ThroughputResult, check_rows
 from benchmarks.stats import cpu_per_message_us
+from kafka_consumer_app.testing.postgres import LocalPostgres
 
 SCHEMA = {"type": "record", "name": "Login", "fields": [{"name": "user", "type": "string"}]}
 CONTEXT = SerializationContext("bench-topic", MessageField.VALUE)
@@ -268,3 +272,94 @@ def test_the_throughput_rows_say_they_ran_at_concurrency_1():
     result.cpu_us = {"reference": [10.0], "noop": [11.0], "orm": [100.0]}
 
     assert "CONCURRENCY=1" in throughput_rows(result, BenchSettings(repetitions=1))[0].benchmark
+
+
+# -- the ORM runs' databases ----------------------------------------------------------------------
+
+
+def sqlite_template(path: Path) -> SqliteDatabase:
+    """A SQLite file holding the ORM receivers' table (as ``migrate`` leaves it), with one row."""
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY, kind TEXT)")
+        connection.execute(f"INSERT INTO {TABLE} (kind) VALUES ('template')")
+    connection.close()
+    return SqliteDatabase(path)
+
+
+def test_a_sqlite_run_writes_to_its_own_copy_of_the_template(tmp_path):
+    template = sqlite_template(tmp_path / "template.sqlite3")
+    run = template.copy("throughput_1_orm")
+    with sqlite3.connect(run.path) as connection:
+        connection.execute(f"INSERT INTO {TABLE} (kind) VALUES ('run')")
+    connection.close()
+
+    assert (run.env(), run.rows(), template.rows()) == (
+        {"BENCH_DB_PATH": str(tmp_path / "throughput_1_orm.sqlite3")},
+        2,
+        1,
+    )
+
+
+def test_a_sqlite_runs_database_goes_with_its_wal_files(tmp_path):
+    run = sqlite_template(tmp_path / "template.sqlite3").copy("run")
+    (tmp_path / "run.sqlite3-wal").touch()
+
+    run.remove()
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["template.sqlite3"]
+
+
+def test_a_postgresql_run_writes_to_a_database_made_from_the_template(postgres_server: LocalPostgres):
+    postgres_server.create_database("bench_test_template")
+    postgres_server.execute(f"CREATE TABLE {TABLE} (id serial PRIMARY KEY)", database="bench_test_template")
+    template = PostgresDatabase(postgres_server, "bench_test_template")
+    run = template.copy("bench_test_run")
+    try:
+        postgres_server.execute(f"INSERT INTO {TABLE} DEFAULT VALUES", database=run.name)
+
+        assert (run.rows(), template.rows()) == (1, 0)
+        assert run.env() == {"BENCH_DATABASE_URL": postgres_server.url("bench_test_run")}
+    finally:
+        run.remove()
+        template.remove()
+
+
+class CountedDatabase:
+    """A run database whose rows are given, and which remembers being removed."""
+
+    name = "run_db"
+
+    def __init__(self, rows: int) -> None:
+        self.count = rows
+        self.removed = False
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def copy(self, name: str) -> CountedDatabase:
+        return self
+
+    def rows(self) -> int:
+        return self.count
+
+    def remove(self) -> None:
+        self.removed = True
+
+
+def test_an_orm_run_that_wrote_the_wrong_number_of_rows_fails_loudly_and_its_database_still_goes():
+    database = CountedDatabase(999)
+
+    with pytest.raises(BenchmarkError, match="wrote 999 rows into run_db, expected 1000"):
+        check_rows(database, 1000)
+    assert database.removed
+
+
+def test_a_run_database_is_named_after_its_run_in_postgresqls_plain_identifiers():
+    assert run_database_name("throughput-2-orm-batch-pg") == "throughput_2_orm_batch_pg"
+
+
+def test_a_scenario_asking_for_postgresql_when_none_was_started_is_a_benchmark_error(tmp_path):
+    context = Context(cluster=None, settings=QUICK, workdir=tmp_path)  # type: ignore[arg-type]
+
+    with pytest.raises(BenchmarkError, match="PostgreSQL"):
+        context.postgres_server()

@@ -18,15 +18,13 @@ process's, so librdkafka's threads count too): a ratio of rates can hide work th
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from benchmarks import processes
 from benchmarks.cluster import BenchmarkError, produce_bulk
 from benchmarks.context import Context
+from benchmarks.databases import RunDatabase, run_database_name, sqlite_template
 from benchmarks.processes import MeasuredProcess
 from benchmarks.progress import say
 from benchmarks.recorder import RecorderOptions
@@ -39,8 +37,10 @@ VARIANTS = (
     ("orm", "(c) consume_events, ORM insert receiver"),
     ("orm-batch", "(d) consume_events, ORM bulk_create batch receiver"),
 )
+#: The variants that write rows through the ORM, and the engine of the database each writes to.
+ORM_ENGINES = {"orm": "sqlite", "orm-batch": "sqlite"}
 #: The variants that write rows through the ORM.
-ORM_VARIANTS = ("orm", "orm-batch")
+ORM_VARIANTS = tuple(ORM_ENGINES)
 
 
 @dataclass
@@ -87,18 +87,19 @@ def measured(name: str, recorded: dict[str, Any], expected: int) -> tuple[float,
 
 
 def run(context: Context) -> ThroughputResult:
-    """Produce the topic once, then run every variant ``repetitions`` times, alternating."""
+    """Produce the topic and migrate the templates once, then run every variant ``repetitions`` times, alternating."""
     settings = context.settings
     topic = context.cluster.new_topic("throughput", settings.partitions)
     say(f"throughput: producing {settings.messages:,} messages of {settings.payload_bytes} bytes to {topic}")
     seconds = produce_bulk(context.bootstrap, topic, settings.messages, settings.payload_bytes, settings.partitions)
     say(f"throughput: produced in {seconds:.1f}s")
-    template = context.workdir / "orm-template.sqlite3"
-    processes.migrate(template, context.bootstrap)
+    templates: dict[str, RunDatabase] = {
+        "sqlite": sqlite_template(context.workdir / "orm-template.sqlite3", context.bootstrap),
+    }
     result = ThroughputResult(settings.messages, settings.payload_bytes, settings.partitions)
     for round_number in range(1, settings.repetitions + 1):
         for variant, label in VARIANTS:
-            value, cpu = _run_once(context, variant, topic, round_number, template)
+            value, cpu = _run_once(context, variant, topic, round_number, templates)
             result.rates.setdefault(variant, []).append(value)
             result.cpu_us.setdefault(variant, []).append(cpu)
             say(
@@ -108,23 +109,24 @@ def run(context: Context) -> ThroughputResult:
     return result
 
 
-def _run_once(context: Context, variant: str, topic: str, round_number: int, template: Path) -> tuple[float, float]:
+def _run_once(
+    context: Context, variant: str, topic: str, round_number: int, templates: dict[str, RunDatabase]
+) -> tuple[float, float]:
     """One process consuming the whole topic in a new group; return its msgs/s and CPU µs per message."""
     messages = context.settings.messages
     name = f"throughput-{round_number}-{variant}"
-    database = context.workdir / f"{name}.sqlite3"
-    process = _make_process(context, variant, name, topic, database)
-    if variant in ORM_VARIANTS:
-        shutil.copyfile(template, database)
+    database = templates[ORM_ENGINES[variant]].copy(run_database_name(name)) if variant in ORM_ENGINES else None
+    env = _orm_env(database, context.settings.orm_conn_max_age) if database is not None else None
+    process = _make_process(context, variant, name, topic, env)
     with processes.running(process):
         process.wait(timeout=120 + messages / 100)  # a guard against hangs, far above any expected time
     figures = measured(name, process.result(), messages)
-    if variant in ORM_VARIANTS:
-        _check_rows(database, messages)
+    if database is not None:
+        check_rows(database, messages)
     return figures
 
 
-def _make_process(context: Context, variant: str, name: str, topic: str, database: Path) -> MeasuredProcess:
+def _make_process(context: Context, variant: str, name: str, topic: str, env: dict[str, str] | None) -> MeasuredProcess:
     """The process of one run: the reference loop, or consume_events with the variant's receiver."""
     messages = context.settings.messages
     group = context.cluster.new_group(name)
@@ -148,21 +150,18 @@ def _make_process(context: Context, variant: str, name: str, topic: str, databas
         receiver=variant,
         recorder=recorder,
         args=["--max-messages", str(messages)],
-        env=_orm_env(database, context.settings.orm_conn_max_age) if variant in ORM_VARIANTS else None,
+        env=env,
     )
 
 
-def _orm_env(database: Path, conn_max_age: str) -> dict[str, str]:
-    """The ORM receiver's database: its own copy of the migrated file, and its connection lifetime."""
-    return {"BENCH_DB_PATH": str(database), "BENCH_CONN_MAX_AGE": conn_max_age}
+def _orm_env(database: RunDatabase, conn_max_age: str) -> dict[str, str]:
+    """The ORM receiver's database: its own copy of the migrated template, and its connection lifetime."""
+    return {**database.env(), "BENCH_CONN_MAX_AGE": conn_max_age}
 
 
-def _check_rows(database: Path, expected: int) -> None:
-    """An ORM receiver must have written exactly one row per message; then the file goes."""
-    with sqlite3.connect(database) as connection:
-        (rows,) = connection.execute("SELECT COUNT(*) FROM benchapp_handledevent").fetchone()
-    connection.close()
-    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
-        path.unlink(missing_ok=True)
+def check_rows(database: RunDatabase, expected: int) -> None:
+    """An ORM receiver must have written exactly one row per message; then the database goes."""
+    rows = database.rows()
+    database.remove()
     if rows != expected:
         raise BenchmarkError(f"the ORM receiver wrote {rows} rows into {database.name}, expected {expected}")
