@@ -1,18 +1,21 @@
 """
-Throughput: one topic consumed from start to end, three ways, in alternating rounds.
+Throughput: one topic consumed from start to end, six ways, in alternating rounds.
 
 (a) the hand-written reference loop, (b) ``consume_events`` with a no-op receiver,
 (c) ``consume_events`` with a receiver inserting one row through the ORM (SQLite file, WAL,
 ``CONN_MAX_AGE`` from ``--orm-conn-max-age``), (d) ``consume_events`` with a ``batch_signal``
 receiver inserting each batch's rows with one ``bulk_create`` (same database setup, default
-``BATCH_SIZE`` and ``BATCH_WAIT``).
-Each run is a fresh process in a fresh consumer group that consumes the whole topic. Each
-times itself from its first handled message to its last (:func:`benchmarks.stats.rate`), so
-startup, group join and the first fetch are outside the window for all three alike.
+``BATCH_SIZE`` and ``BATCH_WAIT``), and (e) and (f): the receivers of (c) and (d) writing to a
+PostgreSQL database on the session's local server instead (same ``CONN_MAX_AGE``).
+Each run is a fresh process in a fresh consumer group that consumes the whole topic; each ORM
+run writes to a fresh copy of a migrated template (:mod:`benchmarks.databases`), whose rows
+are counted afterwards. Each run times itself from its first handled message to its last
+(:func:`benchmarks.stats.rate`), so startup, group join and the first fetch are outside the
+window for all of them alike.
 
-Runs alternate a, b, c, d, a, b, c, d, ... so that slow drift of the machine (other processes, the
-broker's page cache, JIT) spreads evenly; ratios are taken per round (b_i / a_i, d_i / c_i) and
-summarized. Each run also reports its CPU time per message over the same window (the whole
+Runs alternate a, b, c, d, e, f, a, b, ... so that slow drift of the machine (other processes, the
+broker's page cache, JIT) spreads evenly; ratios are taken per round (b_i / a_i, d_i / c_i,
+f_i / e_i) and summarized. Each run also reports its CPU time per message over the same window (the whole
 process's, so librdkafka's threads count too): a ratio of rates can hide work that another core absorbed.
 """
 
@@ -24,7 +27,7 @@ from typing import Any
 from benchmarks import processes
 from benchmarks.cluster import BenchmarkError, produce_bulk
 from benchmarks.context import Context
-from benchmarks.databases import RunDatabase, run_database_name, sqlite_template
+from benchmarks.databases import RunDatabase, postgres_template, run_database_name, sqlite_template
 from benchmarks.processes import MeasuredProcess
 from benchmarks.progress import say
 from benchmarks.recorder import RecorderOptions
@@ -34,13 +37,18 @@ from benchmarks.stats import Summary, cpu_per_message_us, rate
 VARIANTS = (
     ("reference", "(a) hand-written confluent-kafka loop"),
     ("noop", "(b) consume_events, no-op receiver"),
-    ("orm", "(c) consume_events, ORM insert receiver"),
-    ("orm-batch", "(d) consume_events, ORM bulk_create batch receiver"),
+    ("orm", "(c) consume_events, ORM insert receiver, SQLite"),
+    ("orm-batch", "(d) consume_events, ORM bulk_create batch receiver, SQLite"),
+    ("orm-pg", "(e) consume_events, ORM insert receiver, PostgreSQL"),
+    ("orm-batch-pg", "(f) consume_events, ORM bulk_create batch receiver, PostgreSQL"),
 )
 #: The variants that write rows through the ORM, and the engine of the database each writes to.
-ORM_ENGINES = {"orm": "sqlite", "orm-batch": "sqlite"}
+ORM_ENGINES = {"orm": "sqlite", "orm-batch": "sqlite", "orm-pg": "postgresql", "orm-batch-pg": "postgresql"}
 #: The variants that write rows through the ORM.
 ORM_VARIANTS = tuple(ORM_ENGINES)
+#: The benchmark receiver (``BENCH_RECEIVER``) of each ``consume_events`` variant: the ORM receivers
+#: are the same on either database.
+RECEIVERS = {"noop": "noop", "orm": "orm", "orm-batch": "orm-batch", "orm-pg": "orm", "orm-batch-pg": "orm-batch"}
 
 
 @dataclass
@@ -95,6 +103,7 @@ def run(context: Context) -> ThroughputResult:
     say(f"throughput: produced in {seconds:.1f}s")
     templates: dict[str, RunDatabase] = {
         "sqlite": sqlite_template(context.workdir / "orm-template.sqlite3", context.bootstrap),
+        "postgresql": postgres_template(context.postgres_server(), context.bootstrap),
     }
     result = ThroughputResult(settings.messages, settings.payload_bytes, settings.partitions)
     for round_number in range(1, settings.repetitions + 1):
@@ -147,7 +156,7 @@ def _make_process(context: Context, variant: str, name: str, topic: str, env: di
         bootstrap=context.bootstrap,
         topic=topic,
         group=group,
-        receiver=variant,
+        receiver=RECEIVERS[variant],
         recorder=recorder,
         args=["--max-messages", str(messages)],
         env=env,
