@@ -97,7 +97,7 @@ SIZE_OPTIONS: tuple[tuple[str, Callable[[str], object], str], ...] = (
     ),
     ("concurrency_backlog", positive_int, "messages of its backlog, 1 ms receiver (default 1,000,000; quick 500,000)"),
     ("concurrency_backlog_seconds", positive_float, "seconds of its backlog run (default 45; quick 10)"),
-    ("orm_conn_max_age", conn_max_age, "CONN_MAX_AGE of the ORM receiver's database: none or seconds (default none)"),
+    ("orm_conn_max_age", conn_max_age, "CONN_MAX_AGE of the ORM receivers' databases: none or seconds (default none)"),
 )
 
 

@@ -28,7 +28,7 @@ from benchmarks.context import Context
 from benchmarks.databases import TABLE, PostgresDatabase, SqliteDatabase, run_database_name
 from benchmarks.recorder import LockedRecorder, Recorder, RecorderOptions, read_result
 from benchmarks.registry import schema_registry
-from benchmarks.report import concurrency_rows, openedx_rows, throughput_rows
+from benchmarks.report import Results, concurrency_rows, openedx_rows, throughput_rows
 from benchmarks.scenarios import RUNNERS
 from benchmarks.scenarios.concurrency import (
     RSS_SAMPLES,
@@ -102,6 +102,64 @@ def test_the_throughput_rows_fail_a_no_op_run_that_costs_too_much_cpu():
     rows = {row.metric: row for row in throughput_rows(result, BenchSettings(repetitions=1))}
 
     assert (rows["b/a, msgs/s"].status, rows["b/a, CPU/msg"].status) == ("PASS", "FAIL")
+
+
+def six_variant_result(orm_pg: float, batch_pg: float) -> ThroughputResult:
+    """One round of every throughput variant; SQLite's batch receiver writes 4.8 times the per-message one's rows."""
+    result = ThroughputResult(1000, 300, 6)
+    rates = {
+        "reference": 100.0,
+        "noop": 90.0,
+        "orm": 10.0,
+        "orm-batch": 48.0,
+        "orm-pg": orm_pg,
+        "orm-batch-pg": batch_pg,
+    }
+    result.rates = {key: [value] for key, value in rates.items()}
+    result.cpu_us = {key: [1000 / value] for key, value in rates.items()}
+    return result
+
+
+def test_the_batch_target_is_held_on_postgresql_while_sqlites_batch_ratio_is_shown_without_one():
+    rows = throughput_rows(six_variant_result(orm_pg=4.0, batch_pg=24.0), BenchSettings(repetitions=1))
+    by_metric = {row.metric: row for row in rows}
+
+    postgres = by_metric["f/e (PostgreSQL: bulk_create batch receiver over per-message), msgs/s"]
+    sqlite = next(row for row in rows if row.metric.startswith("d/c (SQLite"))
+    assert (postgres.result, postgres.target, postgres.status) == ("6", f"≥ {TARGETS.postgres_batch_ratio:.2f}", "PASS")
+    assert (sqlite.result, sqlite.target, sqlite.status) == ("4.8", "", "")
+
+
+def test_a_postgresql_batch_receiver_under_five_times_the_per_message_one_fails_the_target():
+    rows = throughput_rows(six_variant_result(orm_pg=4.0, batch_pg=16.0), BenchSettings(repetitions=1))
+
+    assert next(row for row in rows if row.metric.startswith("f/e (PostgreSQL: ")).status == "FAIL"
+
+
+def test_the_throughput_rows_name_each_orm_receivers_database():
+    rows = throughput_rows(six_variant_result(orm_pg=4.0, batch_pg=24.0), BenchSettings(repetitions=1))
+    rate_rows = [row.metric for row in rows if row.metric.startswith("(") and row.metric.endswith("msgs/s")]
+
+    assert [metric.split(",")[2].split("(")[0].strip() for metric in rate_rows[2:]] == [
+        "SQLite",
+        "SQLite",
+        "PostgreSQL",
+        "PostgreSQL",
+    ]
+
+
+def test_the_throughput_panel_draws_a_bar_per_variant_that_ran():
+    import matplotlib.pyplot as plt
+
+    from benchmarks.plot import draw_throughput
+
+    results = Results(BenchSettings(repetitions=1), None, six_variant_result(orm_pg=4.0, batch_pg=24.0))  # type: ignore[arg-type]
+    figure, axes = plt.subplots()
+    try:
+        draw_throughput(axes, results)
+        assert len(axes.patches) == 6
+    finally:
+        plt.close(figure)
 
 
 # -- the concurrency scenario ---------------------------------------------------------------------
