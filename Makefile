@@ -52,7 +52,7 @@ test-long: requirements kafka postgres ## run the tests that take minutes (marke
 demo: requirements kafka postgres ## start a local broker, run the example service's consumer, show what it handled
 	$(BIN)/python example/demo.py
 
-bench: requirements kafka ## run the benchmarks against a local broker (options: make bench BENCH_ARGS=--quick)
+bench: requirements kafka postgres ## run the benchmarks against a local broker and PostgreSQL (options: make bench BENCH_ARGS=--quick)
 	$(BIN)/pip install -q -r requirements/bench.txt
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 

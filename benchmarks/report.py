@@ -501,9 +501,11 @@ How to run
 ----------
 
 ``make bench`` runs every benchmark at full size and rewrites this page and its plot;
-``make bench BENCH_ARGS=--quick`` is a smoke run of a few minutes. ``python -m benchmarks
---help`` lists the options (``--only``, every size, the output paths). Each run keeps the
-measured processes' logs and raw figures in ``benchmarks/results/`` (git-ignored).
+``make bench BENCH_ARGS=--quick`` is a smoke run of a few minutes. Like ``make test`` it needs
+PostgreSQL's server binaries, and installs Debian's package when they are missing (``make
+postgres``). ``python -m benchmarks --help`` lists the options (``--only``, every size, the
+output paths). Each run keeps the measured processes' logs and raw figures in
+``benchmarks/results/`` (git-ignored).
 """
 
 
