@@ -49,7 +49,7 @@ test: requirements kafka postgres quality security ## set everything up and run 
 demo: requirements kafka postgres ## start a local broker, run the example service's consumer, show what it handled
 	$(BIN)/python example/demo.py
 
-bench: requirements kafka ## run the benchmarks against a local broker (options: make bench BENCH_ARGS=--quick)
+bench: requirements kafka postgres ## run the benchmarks against a local broker and PostgreSQL (options: make bench BENCH_ARGS=--quick)
 	$(BIN)/pip install -q -r requirements/bench.txt
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 

@@ -1,5 +1,6 @@
 """
-``python -m benchmarks``: start a local broker, run the chosen scenarios, print and write the results.
+``python -m benchmarks``: start a local broker (and a PostgreSQL server), run the chosen scenarios, print and
+write the results.
 
 Progress goes to stderr, the results table to stdout. Each run keeps the measured processes'
 logs and result files, and ``results.json``, in ``benchmarks/results/<date-time>/``
@@ -14,15 +15,18 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 from benchmarks.cluster import BenchmarkError, local_cluster
 from benchmarks.config import QUICK, SCENARIOS, BenchSettings
 from benchmarks.context import Context
+from benchmarks.databases import local_postgres
 from benchmarks.processes import REPO_ROOT
 from benchmarks.progress import say
 from benchmarks.report import Metadata, Results, render_rst, render_text, to_json
 from kafka_consumer_app.testing.broker import BrokerError
+from kafka_consumer_app.testing.postgres import LocalPostgres, PostgresError
 
 DOCS = REPO_ROOT / "docs"
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -93,7 +97,7 @@ SIZE_OPTIONS: tuple[tuple[str, Callable[[str], object], str], ...] = (
     ),
     ("concurrency_backlog", positive_int, "messages of its backlog, 1 ms receiver (default 1,000,000; quick 500,000)"),
     ("concurrency_backlog_seconds", positive_float, "seconds of its backlog run (default 45; quick 10)"),
-    ("orm_conn_max_age", conn_max_age, "CONN_MAX_AGE of the ORM receiver's database: none or seconds (default none)"),
+    ("orm_conn_max_age", conn_max_age, "CONN_MAX_AGE of the ORM receivers' databases: none or seconds (default none)"),
 )
 
 
@@ -137,13 +141,19 @@ def settings_from(args: argparse.Namespace) -> BenchSettings:
 
 
 def run_scenarios(results: Results, scenarios: tuple[str, ...], workdir: Path) -> None:
-    """Start the broker and run each scenario in turn, storing its result on ``results``."""
-    from benchmarks.scenarios import RUNNERS  # imported late: loading it is not needed for --help
+    """Start the broker (and PostgreSQL, if needed) and run each scenario in turn, storing its result on ``results``."""
+    from benchmarks.scenarios import NEEDS_POSTGRES, RUNNERS  # imported late: loading it is not needed for --help
 
-    say("starting the local Apache Kafka broker")
-    with local_cluster() as cluster:
+    with ExitStack() as servers:  # stopped on the way out, on errors too
+        say("starting the local Apache Kafka broker")
+        cluster = servers.enter_context(local_cluster())
         say(f"broker on {cluster.bootstrap}; logs and raw results in {_shown(workdir)}")
-        context = Context(cluster, results.settings, workdir)
+        postgres: LocalPostgres | None = None
+        if NEEDS_POSTGRES.intersection(scenarios):
+            say("starting the local PostgreSQL server")
+            postgres = servers.enter_context(local_postgres())
+            say(f"PostgreSQL on {postgres.host}:{postgres.port}")
+        context = Context(cluster, results.settings, workdir, postgres)
         for name in scenarios:
             started = time.monotonic()
             say(f"=== {name}")
@@ -180,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = os.getloadavg()[0]
     try:
         run_scenarios(results, args.only, workdir)
-    except (BenchmarkError, BrokerError) as error:
+    except (BenchmarkError, BrokerError, PostgresError) as error:
         say(f"error: {error}")
         say(f"the processes' logs are in {_shown(workdir)}")
         return 1

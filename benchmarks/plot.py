@@ -22,22 +22,45 @@ from benchmarks.scenarios.throughput import VARIANTS
 TARGET_STYLE: dict[str, Any] = {"color": "tab:red", "linestyle": "--", "linewidth": 1}
 
 
+#: The short label and colour of each throughput variant's bar.
+THROUGHPUT_BARS = {
+    "reference": ("(a) reference", "tab:gray"),
+    "noop": ("(b) no-op", "tab:blue"),
+    "orm": ("(c) ORM\nSQLite", "tab:green"),
+    "orm-batch": ("(d) batch\nSQLite", "tab:olive"),
+    "orm-pg": ("(e) ORM\nPostgreSQL", "tab:cyan"),
+    "orm-batch-pg": ("(f) batch\nPostgreSQL", "tab:purple"),
+}
+
+
 def draw_throughput(axes: Axes, results: Results) -> None:
-    """Bars of the median msgs/s of (a), (b), (c), (d), with min-max whiskers."""
+    """Bars of the median msgs/s of (a) to (f), with min-max whiskers, CPU µs/msg on each, and the targets."""
     result = results.throughput
     assert result is not None
-    summaries = [result.summary(key) for key, _ in VARIANTS]
+    ran = [key for key, _ in VARIANTS if key in result.rates]
+    summaries = [result.summary(key) for key in ran]
     medians = [item.median for item in summaries]
     errors = [[m - item.minimum for m, item in zip(medians, summaries, strict=True)]]
     errors.append([item.maximum - m for m, item in zip(medians, summaries, strict=True)])
-    labels = ["(a) reference", "(b) no-op", "(c) ORM", "(d) ORM batch"]
-    axes.bar(labels, medians, yerr=errors, capsize=4, color=["tab:gray", "tab:blue", "tab:green", "tab:olive"])
+    labels, colors = zip(*(THROUGHPUT_BARS[key] for key in ran), strict=True)
+    bars = axes.bar(labels, medians, yerr=errors, capsize=4, color=colors)
     axes.axhline(medians[0] * TARGETS.noop_ratio, label=f"{TARGETS.noop_ratio:.0%} of (a)", **TARGET_STYLE)
-    for bar, (key, _) in zip(axes.patches, VARIANTS, strict=False):
+    for bar, key in zip(bars, ran, strict=True):
         cpu = result.cpu_summary(key).median
-        axes.annotate(f"{cpu:.0f} µs CPU/msg", (bar.get_x() + bar.get_width() / 2, bar.get_height() / 2), ha="center")
+        axes.annotate(
+            f"{cpu:.0f} µs\nCPU/msg",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height() / 2),
+            ha="center",
+            fontsize="x-small",
+        )
+    if "orm-pg" in ran and "orm-batch-pg" in ran:
+        batch = bars[ran.index("orm-batch-pg")]
+        target = result.summary("orm-pg").median * TARGETS.postgres_batch_ratio
+        axes.hlines(target, batch.get_x(), batch.get_x() + batch.get_width(), color="tab:purple", linestyle="--")
+        axes.plot([], [], color="tab:purple", linestyle="--", label=f"{TARGETS.postgres_batch_ratio:g} times (e)")
     axes.set_title(f"Throughput, {result.messages:,} msgs")
     axes.set_ylabel("messages / s")
+    axes.tick_params(axis="x", labelsize="x-small")
     axes.legend(fontsize="small")
 
 

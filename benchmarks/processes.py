@@ -204,10 +204,10 @@ def wait_until(
         time.sleep(0.05)
 
 
-def migrate(database: Path, bootstrap: str) -> None:
-    """Create the benchmark app's tables in the SQLite file ``database`` (outside any timing)."""
+def migrate(database_env: dict[str, str], bootstrap: str, what: str) -> None:
+    """Create the benchmark app's tables in the database that ``database_env`` names (outside any timing)."""
     env = base_env(bootstrap, RecorderOptions())
-    env["BENCH_DB_PATH"] = str(database)
+    env.update(database_env)
     result = subprocess.run(
         [sys.executable, str(MANAGE), "migrate", "--verbosity", "0"],
         env=env,
@@ -217,4 +217,4 @@ def migrate(database: Path, bootstrap: str) -> None:
         check=False,
     )
     if result.returncode != 0:
-        raise BenchmarkError(f"migrating {database} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise BenchmarkError(f"migrating {what} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")

@@ -7,6 +7,8 @@ set by the orchestrator:
 
 - ``KAFKA_BOOTSTRAP_SERVERS``: the local broker;
 - ``BENCH_DB_PATH``: the SQLite file of the ORM receiver (an in-memory database otherwise);
+- ``BENCH_DATABASE_URL``: ``postgresql://user:password@host:port/name``, the ORM receiver's
+  PostgreSQL database instead (it wins over ``BENCH_DB_PATH``);
 - ``BENCH_CONN_MAX_AGE``: ``CONN_MAX_AGE`` of that database, seconds or ``none`` (Django's 0 when unset);
 - ``BENCH_CONCURRENCY``: ``KAFKA_CONSUMER['CONCURRENCY']`` (the app's default of 1 when unset);
 - ``BENCH_RECEIVER`` and the other ``BENCH_*`` variables: see :mod:`benchmarks.benchapp.kafka_handlers`.
@@ -16,6 +18,7 @@ as a service that just installed the app would have it.
 """
 
 import os
+from typing import Any
 
 SECRET_KEY = "benchmarks-only-not-secret"
 DEBUG = False
@@ -35,14 +38,25 @@ def _conn_max_age(text: str) -> int | None:
     return None if text.lower() == "none" else int(text)
 
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("BENCH_DB_PATH") or ":memory:",
-        "OPTIONS": {"timeout": 30},
-        "CONN_MAX_AGE": _conn_max_age(os.environ.get("BENCH_CONN_MAX_AGE", "0")),
-    }
-}
+def _database() -> dict[str, Any]:
+    """The ORM receiver's database: PostgreSQL at ``BENCH_DATABASE_URL``, else SQLite at ``BENCH_DB_PATH``."""
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if url:
+        # Imported only here: the other benchmarks' processes (startup's included) never load it.
+        from kafka_consumer_app.testing.postgres import django_database_from_url
+
+        database = django_database_from_url(url)
+    else:
+        database = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("BENCH_DB_PATH") or ":memory:",
+            "OPTIONS": {"timeout": 30},
+        }
+    database["CONN_MAX_AGE"] = _conn_max_age(os.environ.get("BENCH_CONN_MAX_AGE", "0"))
+    return database
+
+
+DATABASES = {"default": _database()}
 
 KAFKA_CONSUMER = {
     "BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),

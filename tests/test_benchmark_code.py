@@ -1,6 +1,6 @@
 """
 The benchmarks' own code (not their figures): the schema registry they serve, CPU per message, the Open edX rows,
-the concurrency scenario's recorder, settings, backlog windows and rows.
+the concurrency scenario's recorder, settings, backlog windows and rows, and the ORM runs' databases.
 
 No benchmark runs here and nothing is timed.
 """
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import runpy
+import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -22,9 +24,11 @@ import benchmarks
 from benchmarks.cli import build_parser, settings_from
 from benchmarks.cluster import BenchmarkError
 from benchmarks.config import QUICK, TARGETS, BenchSettings
+from benchmarks.context import Context
+from benchmarks.databases import TABLE, PostgresDatabase, SqliteDatabase, run_database_name
 from benchmarks.recorder import LockedRecorder, Recorder, RecorderOptions, read_result
 from benchmarks.registry import schema_registry
-from benchmarks.report import concurrency_rows, openedx_rows, throughput_rows
+from benchmarks.report import Results, concurrency_rows, openedx_rows, throughput_rows
 from benchmarks.scenarios import RUNNERS
 from benchmarks.scenarios.concurrency import (
     RSS_SAMPLES,
@@ -37,8 +41,9 @@ from benchmarks.scenarios.concurrency import (
     sequential_messages,
 )
 from benchmarks.scenarios.openedx import OpenEdxResult
-from benchmarks.scenarios.throughput import ThroughputResult
+from benchmarks.scenarios.throughput import ThroughputResult, check_rows
 from benchmarks.stats import cpu_per_message_us
+from kafka_consumer_app.testing.postgres import LocalPostgres
 
 SCHEMA = {"type": "record", "name": "Login", "fields": [{"name": "user", "type": "string"}]}
 CONTEXT = SerializationContext("bench-topic", MessageField.VALUE)
@@ -99,6 +104,64 @@ def test_the_throughput_rows_fail_a_no_op_run_that_costs_too_much_cpu():
     assert (rows["b/a, msgs/s"].status, rows["b/a, CPU/msg"].status) == ("PASS", "FAIL")
 
 
+def six_variant_result(orm_pg: float, batch_pg: float) -> ThroughputResult:
+    """One round of every throughput variant; SQLite's batch receiver writes 4.8 times the per-message one's rows."""
+    result = ThroughputResult(1000, 300, 6)
+    rates = {
+        "reference": 100.0,
+        "noop": 90.0,
+        "orm": 10.0,
+        "orm-batch": 48.0,
+        "orm-pg": orm_pg,
+        "orm-batch-pg": batch_pg,
+    }
+    result.rates = {key: [value] for key, value in rates.items()}
+    result.cpu_us = {key: [1000 / value] for key, value in rates.items()}
+    return result
+
+
+def test_the_batch_target_is_held_on_postgresql_while_sqlites_batch_ratio_is_shown_without_one():
+    rows = throughput_rows(six_variant_result(orm_pg=4.0, batch_pg=24.0), BenchSettings(repetitions=1))
+    by_metric = {row.metric: row for row in rows}
+
+    postgres = by_metric["f/e (PostgreSQL: bulk_create batch receiver over per-message), msgs/s"]
+    sqlite = next(row for row in rows if row.metric.startswith("d/c (SQLite"))
+    assert (postgres.result, postgres.target, postgres.status) == ("6", f"≥ {TARGETS.postgres_batch_ratio:.2f}", "PASS")
+    assert (sqlite.result, sqlite.target, sqlite.status) == ("4.8", "", "")
+
+
+def test_a_postgresql_batch_receiver_under_five_times_the_per_message_one_fails_the_target():
+    rows = throughput_rows(six_variant_result(orm_pg=4.0, batch_pg=16.0), BenchSettings(repetitions=1))
+
+    assert next(row for row in rows if row.metric.startswith("f/e (PostgreSQL: ")).status == "FAIL"
+
+
+def test_the_throughput_rows_name_each_orm_receivers_database():
+    rows = throughput_rows(six_variant_result(orm_pg=4.0, batch_pg=24.0), BenchSettings(repetitions=1))
+    rate_rows = [row.metric for row in rows if row.metric.startswith("(") and row.metric.endswith("msgs/s")]
+
+    assert [metric.split(",")[2].split("(")[0].strip() for metric in rate_rows[2:]] == [
+        "SQLite",
+        "SQLite",
+        "PostgreSQL",
+        "PostgreSQL",
+    ]
+
+
+def test_the_throughput_panel_draws_a_bar_per_variant_that_ran():
+    import matplotlib.pyplot as plt
+
+    from benchmarks.plot import draw_throughput
+
+    results = Results(BenchSettings(repetitions=1), None, six_variant_result(orm_pg=4.0, batch_pg=24.0))  # type: ignore[arg-type]
+    figure, axes = plt.subplots()
+    try:
+        draw_throughput(axes, results)
+        assert len(axes.patches) == 6
+    finally:
+        plt.close(figure)
+
+
 # -- the concurrency scenario ---------------------------------------------------------------------
 
 
@@ -142,6 +205,40 @@ def test_bench_concurrency_sets_the_benchmark_projects_concurrency(monkeypatch):
 
     monkeypatch.setenv("BENCH_CONCURRENCY", "32")
     assert runpy.run_path(str(settings_file))["KAFKA_CONSUMER"]["CONCURRENCY"] == 32
+
+
+def benchmark_settings() -> dict[str, Any]:
+    """The benchmark project's settings module, run afresh with the environment as it is now."""
+    return runpy.run_path(str(Path(benchmarks.__file__).parent / "settings.py"))
+
+
+def test_bench_database_url_puts_the_orm_receivers_database_on_postgresql_with_its_connection_lifetime(monkeypatch):
+    monkeypatch.setenv("BENCH_DATABASE_URL", "postgresql://postgres:secret@127.0.0.1:54321/run_1_orm_pg")
+    monkeypatch.setenv("BENCH_DB_PATH", "ignored.sqlite3")
+    monkeypatch.setenv("BENCH_CONN_MAX_AGE", "none")
+
+    database = benchmark_settings()["DATABASES"]["default"]
+
+    assert (database["ENGINE"], database["NAME"], database["PORT"], database["CONN_MAX_AGE"]) == (
+        "django.db.backends.postgresql",
+        "run_1_orm_pg",
+        "54321",
+        None,
+    )
+
+
+def test_without_bench_database_url_the_orm_receivers_database_stays_the_sqlite_file(monkeypatch):
+    monkeypatch.delenv("BENCH_DATABASE_URL", raising=False)
+    monkeypatch.setenv("BENCH_DB_PATH", "run.sqlite3")
+    monkeypatch.setenv("BENCH_CONN_MAX_AGE", "60")
+
+    database = benchmark_settings()["DATABASES"]["default"]
+
+    assert (database["ENGINE"], database["NAME"], database["CONN_MAX_AGE"]) == (
+        "django.db.backends.sqlite3",
+        "run.sqlite3",
+        60,
+    )
 
 
 def test_concurrency_is_a_scenario_of_only_with_sizes_of_its_own():
@@ -233,3 +330,94 @@ def test_the_throughput_rows_say_they_ran_at_concurrency_1():
     result.cpu_us = {"reference": [10.0], "noop": [11.0], "orm": [100.0]}
 
     assert "CONCURRENCY=1" in throughput_rows(result, BenchSettings(repetitions=1))[0].benchmark
+
+
+# -- the ORM runs' databases ----------------------------------------------------------------------
+
+
+def sqlite_template(path: Path) -> SqliteDatabase:
+    """A SQLite file holding the ORM receivers' table (as ``migrate`` leaves it), with one row."""
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY, kind TEXT)")
+        connection.execute(f"INSERT INTO {TABLE} (kind) VALUES ('template')")
+    connection.close()
+    return SqliteDatabase(path)
+
+
+def test_a_sqlite_run_writes_to_its_own_copy_of_the_template(tmp_path):
+    template = sqlite_template(tmp_path / "template.sqlite3")
+    run = template.copy("throughput_1_orm")
+    with sqlite3.connect(run.path) as connection:
+        connection.execute(f"INSERT INTO {TABLE} (kind) VALUES ('run')")
+    connection.close()
+
+    assert (run.env(), run.rows(), template.rows()) == (
+        {"BENCH_DB_PATH": str(tmp_path / "throughput_1_orm.sqlite3")},
+        2,
+        1,
+    )
+
+
+def test_a_sqlite_runs_database_goes_with_its_wal_files(tmp_path):
+    run = sqlite_template(tmp_path / "template.sqlite3").copy("run")
+    (tmp_path / "run.sqlite3-wal").touch()
+
+    run.remove()
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["template.sqlite3"]
+
+
+def test_a_postgresql_run_writes_to_a_database_made_from_the_template(postgres_server: LocalPostgres):
+    postgres_server.create_database("bench_test_template")
+    postgres_server.execute(f"CREATE TABLE {TABLE} (id serial PRIMARY KEY)", database="bench_test_template")
+    template = PostgresDatabase(postgres_server, "bench_test_template")
+    run = template.copy("bench_test_run")
+    try:
+        postgres_server.execute(f"INSERT INTO {TABLE} DEFAULT VALUES", database=run.name)
+
+        assert (run.rows(), template.rows()) == (1, 0)
+        assert run.env() == {"BENCH_DATABASE_URL": postgres_server.url("bench_test_run")}
+    finally:
+        run.remove()
+        template.remove()
+
+
+class CountedDatabase:
+    """A run database whose rows are given, and which remembers being removed."""
+
+    name = "run_db"
+
+    def __init__(self, rows: int) -> None:
+        self.count = rows
+        self.removed = False
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def copy(self, name: str) -> CountedDatabase:
+        return self
+
+    def rows(self) -> int:
+        return self.count
+
+    def remove(self) -> None:
+        self.removed = True
+
+
+def test_an_orm_run_that_wrote_the_wrong_number_of_rows_fails_loudly_and_its_database_still_goes():
+    database = CountedDatabase(999)
+
+    with pytest.raises(BenchmarkError, match="wrote 999 rows into run_db, expected 1000"):
+        check_rows(database, 1000)
+    assert database.removed
+
+
+def test_a_run_database_is_named_after_its_run_in_postgresqls_plain_identifiers():
+    assert run_database_name("throughput-2-orm-batch-pg") == "throughput_2_orm_batch_pg"
+
+
+def test_a_scenario_asking_for_postgresql_when_none_was_started_is_a_benchmark_error(tmp_path):
+    context = Context(cluster=None, settings=QUICK, workdir=tmp_path)  # type: ignore[arg-type]
+
+    with pytest.raises(BenchmarkError, match="PostgreSQL"):
+        context.postgres_server()

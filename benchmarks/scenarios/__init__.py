@@ -1,7 +1,8 @@
 """
 One module per measurement; each has a ``run(context)`` returning its result dataclass.
 
-:data:`RUNNERS` maps the names accepted by ``--only`` to those functions.
+:data:`RUNNERS` maps the names accepted by ``--only`` to those functions; the orchestrator starts a
+PostgreSQL server only when one of :data:`NEEDS_POSTGRES` runs.
 """
 
 from __future__ import annotations
@@ -21,3 +22,6 @@ RUNNERS: dict[str, Callable[[Context], Any]] = {
     "concurrency": concurrency.run,
     "startup": startup.run,
 }
+
+#: The scenarios that need the session's PostgreSQL server (``Context.postgres``).
+NEEDS_POSTGRES = frozenset({"throughput"})

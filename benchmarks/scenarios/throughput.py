@@ -1,32 +1,33 @@
 """
-Throughput: one topic consumed from start to end, three ways, in alternating rounds.
+Throughput: one topic consumed from start to end, six ways, in alternating rounds.
 
 (a) the hand-written reference loop, (b) ``consume_events`` with a no-op receiver,
 (c) ``consume_events`` with a receiver inserting one row through the ORM (SQLite file, WAL,
 ``CONN_MAX_AGE`` from ``--orm-conn-max-age``), (d) ``consume_events`` with a ``batch_signal``
 receiver inserting each batch's rows with one ``bulk_create`` (same database setup, default
-``BATCH_SIZE`` and ``BATCH_WAIT``).
-Each run is a fresh process in a fresh consumer group that consumes the whole topic. Each
-times itself from its first handled message to its last (:func:`benchmarks.stats.rate`), so
-startup, group join and the first fetch are outside the window for all three alike.
+``BATCH_SIZE`` and ``BATCH_WAIT``), and (e) and (f): the receivers of (c) and (d) writing to a
+PostgreSQL database on the session's local server instead (same ``CONN_MAX_AGE``).
+Each run is a fresh process in a fresh consumer group that consumes the whole topic; each ORM
+run writes to a fresh copy of a migrated template (:mod:`benchmarks.databases`), whose rows
+are counted afterwards. Each run times itself from its first handled message to its last
+(:func:`benchmarks.stats.rate`), so startup, group join and the first fetch are outside the
+window for all of them alike.
 
-Runs alternate a, b, c, d, a, b, c, d, ... so that slow drift of the machine (other processes, the
-broker's page cache, JIT) spreads evenly; ratios are taken per round (b_i / a_i, d_i / c_i) and
-summarized. Each run also reports its CPU time per message over the same window (the whole
+Runs alternate a, b, c, d, e, f, a, b, ... so that slow drift of the machine (other processes, the
+broker's page cache, JIT) spreads evenly; ratios are taken per round (b_i / a_i, d_i / c_i,
+f_i / e_i) and summarized. Each run also reports its CPU time per message over the same window (the whole
 process's, so librdkafka's threads count too): a ratio of rates can hide work that another core absorbed.
 """
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from benchmarks import processes
 from benchmarks.cluster import BenchmarkError, produce_bulk
 from benchmarks.context import Context
+from benchmarks.databases import RunDatabase, postgres_template, run_database_name, sqlite_template
 from benchmarks.processes import MeasuredProcess
 from benchmarks.progress import say
 from benchmarks.recorder import RecorderOptions
@@ -36,11 +37,18 @@ from benchmarks.stats import Summary, cpu_per_message_us, rate
 VARIANTS = (
     ("reference", "(a) hand-written confluent-kafka loop"),
     ("noop", "(b) consume_events, no-op receiver"),
-    ("orm", "(c) consume_events, ORM insert receiver"),
-    ("orm-batch", "(d) consume_events, ORM bulk_create batch receiver"),
+    ("orm", "(c) consume_events, ORM insert receiver, SQLite"),
+    ("orm-batch", "(d) consume_events, ORM bulk_create batch receiver, SQLite"),
+    ("orm-pg", "(e) consume_events, ORM insert receiver, PostgreSQL"),
+    ("orm-batch-pg", "(f) consume_events, ORM bulk_create batch receiver, PostgreSQL"),
 )
+#: The variants that write rows through the ORM, and the engine of the database each writes to.
+ORM_ENGINES = {"orm": "sqlite", "orm-batch": "sqlite", "orm-pg": "postgresql", "orm-batch-pg": "postgresql"}
 #: The variants that write rows through the ORM.
-ORM_VARIANTS = ("orm", "orm-batch")
+ORM_VARIANTS = tuple(ORM_ENGINES)
+#: The benchmark receiver (``BENCH_RECEIVER``) of each ``consume_events`` variant: the ORM receivers
+#: are the same on either database.
+RECEIVERS = {"noop": "noop", "orm": "orm", "orm-batch": "orm-batch", "orm-pg": "orm", "orm-batch-pg": "orm-batch"}
 
 
 @dataclass
@@ -87,18 +95,20 @@ def measured(name: str, recorded: dict[str, Any], expected: int) -> tuple[float,
 
 
 def run(context: Context) -> ThroughputResult:
-    """Produce the topic once, then run every variant ``repetitions`` times, alternating."""
+    """Produce the topic and migrate the templates once, then run every variant ``repetitions`` times, alternating."""
     settings = context.settings
     topic = context.cluster.new_topic("throughput", settings.partitions)
     say(f"throughput: producing {settings.messages:,} messages of {settings.payload_bytes} bytes to {topic}")
     seconds = produce_bulk(context.bootstrap, topic, settings.messages, settings.payload_bytes, settings.partitions)
     say(f"throughput: produced in {seconds:.1f}s")
-    template = context.workdir / "orm-template.sqlite3"
-    processes.migrate(template, context.bootstrap)
+    templates: dict[str, RunDatabase] = {
+        "sqlite": sqlite_template(context.workdir / "orm-template.sqlite3", context.bootstrap),
+        "postgresql": postgres_template(context.postgres_server(), context.bootstrap),
+    }
     result = ThroughputResult(settings.messages, settings.payload_bytes, settings.partitions)
     for round_number in range(1, settings.repetitions + 1):
         for variant, label in VARIANTS:
-            value, cpu = _run_once(context, variant, topic, round_number, template)
+            value, cpu = _run_once(context, variant, topic, round_number, templates)
             result.rates.setdefault(variant, []).append(value)
             result.cpu_us.setdefault(variant, []).append(cpu)
             say(
@@ -108,23 +118,24 @@ def run(context: Context) -> ThroughputResult:
     return result
 
 
-def _run_once(context: Context, variant: str, topic: str, round_number: int, template: Path) -> tuple[float, float]:
+def _run_once(
+    context: Context, variant: str, topic: str, round_number: int, templates: dict[str, RunDatabase]
+) -> tuple[float, float]:
     """One process consuming the whole topic in a new group; return its msgs/s and CPU µs per message."""
     messages = context.settings.messages
     name = f"throughput-{round_number}-{variant}"
-    database = context.workdir / f"{name}.sqlite3"
-    process = _make_process(context, variant, name, topic, database)
-    if variant in ORM_VARIANTS:
-        shutil.copyfile(template, database)
+    database = templates[ORM_ENGINES[variant]].copy(run_database_name(name)) if variant in ORM_ENGINES else None
+    env = _orm_env(database, context.settings.orm_conn_max_age) if database is not None else None
+    process = _make_process(context, variant, name, topic, env)
     with processes.running(process):
         process.wait(timeout=120 + messages / 100)  # a guard against hangs, far above any expected time
     figures = measured(name, process.result(), messages)
-    if variant in ORM_VARIANTS:
-        _check_rows(database, messages)
+    if database is not None:
+        check_rows(database, messages)
     return figures
 
 
-def _make_process(context: Context, variant: str, name: str, topic: str, database: Path) -> MeasuredProcess:
+def _make_process(context: Context, variant: str, name: str, topic: str, env: dict[str, str] | None) -> MeasuredProcess:
     """The process of one run: the reference loop, or consume_events with the variant's receiver."""
     messages = context.settings.messages
     group = context.cluster.new_group(name)
@@ -145,24 +156,21 @@ def _make_process(context: Context, variant: str, name: str, topic: str, databas
         bootstrap=context.bootstrap,
         topic=topic,
         group=group,
-        receiver=variant,
+        receiver=RECEIVERS[variant],
         recorder=recorder,
         args=["--max-messages", str(messages)],
-        env=_orm_env(database, context.settings.orm_conn_max_age) if variant in ORM_VARIANTS else None,
+        env=env,
     )
 
 
-def _orm_env(database: Path, conn_max_age: str) -> dict[str, str]:
-    """The ORM receiver's database: its own copy of the migrated file, and its connection lifetime."""
-    return {"BENCH_DB_PATH": str(database), "BENCH_CONN_MAX_AGE": conn_max_age}
+def _orm_env(database: RunDatabase, conn_max_age: str) -> dict[str, str]:
+    """The ORM receiver's database: its own copy of the migrated template, and its connection lifetime."""
+    return {**database.env(), "BENCH_CONN_MAX_AGE": conn_max_age}
 
 
-def _check_rows(database: Path, expected: int) -> None:
-    """An ORM receiver must have written exactly one row per message; then the file goes."""
-    with sqlite3.connect(database) as connection:
-        (rows,) = connection.execute("SELECT COUNT(*) FROM benchapp_handledevent").fetchone()
-    connection.close()
-    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
-        path.unlink(missing_ok=True)
+def check_rows(database: RunDatabase, expected: int) -> None:
+    """An ORM receiver must have written exactly one row per message; then the database goes."""
+    rows = database.rows()
+    database.remove()
     if rows != expected:
         raise BenchmarkError(f"the ORM receiver wrote {rows} rows into {database.name}, expected {expected}")
