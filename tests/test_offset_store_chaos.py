@@ -107,7 +107,7 @@ from kafka_consumer_app.engine.positions import DatabasePositions
 from kafka_consumer_app.settings.offset_store import OffsetStoreConfig
 from tests.testapp.models import HandledRow
 
-config = SimpleNamespace(offsets=OffsetStoreConfig("database"), group_id="racing", kafka_topic="race")
+config = SimpleNamespace(offsets=OffsetStoreConfig("database"), group_id="racing", kafka_topic="race", topic="race")
 DatabasePositions(config).starting_offsets([SimpleNamespace(partition=0)])
 outcomes, gate = [], threading.Barrier(2)
 
@@ -141,3 +141,55 @@ def test_two_owners_handling_one_message_at_once_commit_it_once_and_roll_the_oth
     assert result.returncode == 0, result.stderr
     # The second UPDATE of the row waits for the first transaction, then finds the row past offset 7.
     assert result.stdout.split("\n")[-2] == "['committed', 'rolled back'] 1 8", result.stdout + result.stderr
+
+
+#: Run by ``manage.py shell``: the receivers return, then the server ends the session before the row moves.
+DROPPED = """
+import psycopg
+from types import SimpleNamespace
+from django.db import connection, connections
+from kafka_consumer_app.engine.dispatch import DispatchResult
+from kafka_consumer_app.engine.positions import DatabasePositions
+from kafka_consumer_app.settings.offset_store import OffsetStoreConfig
+from tests.testapp.models import HandledRow
+
+config = SimpleNamespace(offsets=OffsetStoreConfig("database"), group_id="dropped", kafka_topic="drop", topic="drop")
+positions = DatabasePositions(config)
+positions.starting_offsets([SimpleNamespace(partition=0)])
+
+def receivers():
+    HandledRow.objects.create(topic="drop", partition=0, offset=0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with psycopg.connect(URL, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    return DispatchResult()
+
+failed = positions.attempt(0, 0, 0, receivers)
+connections.close_all()
+print(failed.ok, type(failed.failures[0].error).__name__, failed.failures[0].receiver_name)
+print(HandledRow.objects.filter(topic="drop").count(), positions.next_offset(0))
+print(positions.attempt(0, 0, 0, DispatchResult).ok, positions.next_offset(0))
+"""
+
+
+def test_a_session_ended_before_the_row_moves_is_a_failed_attempt_the_outage_rules_see_and_commits_nothing(
+    postgres_database,
+):
+    postgres_database.migrate()
+    script = f"URL = {postgres_database.url!r}\n{DROPPED}"
+    result = subprocess.run(
+        [sys.executable, str(MANAGE), "shell", "-c", script],
+        env=manage_env(postgres_database.env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().split("\n")[-3:]
+    failed, error, receiver = lines[0].split()
+    assert failed == "False" and error in {"OperationalError", "InterfaceError"}, lines
+    assert receiver.endswith("positions.offset_store"), lines
+    assert lines[1:] == ["0 -1", "True 1"], "the receiver's row or the position was committed without the other"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from confluent_kafka import Message as KafkaMessage
 from confluent_kafka import TopicPartition
@@ -27,14 +27,13 @@ from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from kafka_consumer_app.engine.dispatch import DispatchResult
+from kafka_consumer_app.engine.dispatch import DispatchResult, ReceiverFailure
 from kafka_consumer_app.engine.records import Location
 from kafka_consumer_app.exceptions import ConfigurationError
 from kafka_consumer_app.settings.topics import TopicConfig
+from kafka_consumer_app.signals import topic_signal
 
 logger = logging.getLogger(__name__)
-
-_Result = TypeVar("_Result", bound=DispatchResult)
 
 
 class _RollBack(Exception):
@@ -55,6 +54,7 @@ class DatabasePositions:
         self.alias = config.offsets.database
         self._group = config.group_id
         self._topic = config.kafka_topic
+        self._signal = topic_signal(config.topic)
 
     def check_table(self) -> None:
         """Raise a one-line ConfigurationError if the positions table cannot be read (not migrated)."""
@@ -64,10 +64,12 @@ class DatabasePositions:
             raise ConfigurationError(
                 f"OFFSET_STORE 'database' cannot read the positions table on database {self.alias!r} "
                 f"({type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}); "
-                "run ./manage.py migrate kafka_consumer_app"
+                "check that the database is reachable, and run ./manage.py migrate kafka_consumer_app"
             ) from error
 
-    def attempt(self, partition: int, first: int, last: int, run: Callable[[], _Result]) -> _Result | None:
+    def attempt(
+        self, partition: int, first: int, last: int, run: Callable[[], DispatchResult]
+    ) -> DispatchResult | None:
         """
         Run the receivers (``run``) for the messages ``first`` to ``last`` of ``partition`` and move the row
         past ``last``, in one transaction. Returns the failed result rolled back, the result committed, or
@@ -81,7 +83,13 @@ class DatabasePositions:
                 if not self._advance(partition, first, last + 1):
                     raise _RollBack(None)
         except _RollBack as rollback:
-            return rollback.result  # type: ignore[return-value]  # the result run() returned, or None
+            return rollback.result
+        except DatabaseError as error:
+            # The row's UPDATE or the COMMIT failed (most often, the database went away): the attempt failed as
+            # if a receiver had raised it, so that the failure policy (its database outage rules) decides.
+            failed = DispatchResult()
+            failed.failures.append(ReceiverFailure(self._signal, offset_store, error))
+            return failed
         return result
 
     def attempt_message(self, location: Location, run: Callable[[], DispatchResult]) -> DispatchResult:
@@ -157,3 +165,7 @@ class DatabasePositions:
 
     def _rows(self) -> QuerySet[Any]:
         return self._model.objects.using(self.alias).filter(group=self._group, topic=self._topic)
+
+
+def offset_store(**kwargs: Any) -> None:
+    """Stands for the move of the partition's row, in failures: it is named in logs and dead-letter headers."""

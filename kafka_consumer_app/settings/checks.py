@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.core import checks
+from django.db import DatabaseError, connections
 
 from kafka_consumer_app.settings import concurrency, health, topics
 
@@ -27,3 +29,23 @@ def check_health_port(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 def check_concurrency(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Warn about settings that are valid but likely wrong: more worker threads than databases usually allow."""
     return [checks.Warning(problem.msg, hint=problem.hint, id=problem.id) for problem in concurrency.thread_warnings()]
+
+
+@checks.register(TAG, checks.Tags.database)
+def check_connection_limit(
+    app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """``manage.py check --database ALIAS``: warn when CONCURRENCY could take half a PostgreSQL server's connections."""
+    found = []
+    for alias in databases or ():
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            continue
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW max_connections")
+                (limit,) = cursor.fetchone()
+        except DatabaseError:
+            continue  # unreachable: Django's own checks and the consumer's outage rules say so
+        found += concurrency.connection_limit_warnings(alias, int(limit))
+    return [checks.Warning(problem.msg, hint=problem.hint, id=problem.id) for problem in found]

@@ -122,24 +122,39 @@ def _scope_problems(scope: dict[str, Any], where: str) -> list[Problem]:
 
 def thread_warnings() -> list[Problem]:
     """W026, a warning (not an error): CONCURRENCY above MANY_THREADS, at the top level or for a topic."""
-    top = raw_settings()
-    topics = top.get("TOPICS")
-    scopes = [(top, "KAFKA_CONSUMER")]
-    if isinstance(topics, dict):
-        scopes += [(item, topic_where(name)) for name, item in topics.items() if isinstance(item, dict)]
-    return [warning for scope, where in scopes for warning in _thread_warnings(scope, where)]
-
-
-def _thread_warnings(scope: dict[str, Any], where: str) -> list[Problem]:
-    threads = scope.get("CONCURRENCY")
-    if not count(threads, MANY_THREADS + 1):
-        return []
     return [
         Problem(
             "kafka_consumer_app.W026",
             f"{where}['CONCURRENCY'] is {threads}: each worker thread may hold a database connection, so a "
             "process may open that many",
             "Check the database's connection limit (PostgreSQL's max_connections) against CONCURRENCY times "
-            "the replicas, or use a connection pooler.",
+            "the replicas, or use a connection pooler; manage.py check --database default compares them.",
         )
+        for where, threads in thread_counts()
+        if threads > MANY_THREADS
+    ]
+
+
+def thread_counts() -> list[tuple[str, int]]:
+    """Where CONCURRENCY is set (the top level, or a topic) and its value, when it is a valid count."""
+    top = raw_settings()
+    topics = top.get("TOPICS")
+    scopes = [(top, "KAFKA_CONSUMER")]
+    if isinstance(topics, dict):
+        scopes += [(item, topic_where(name)) for name, item in topics.items() if isinstance(item, dict)]
+    return [(where, scope["CONCURRENCY"]) for scope, where in scopes if count(scope.get("CONCURRENCY"), 1)]
+
+
+def connection_limit_warnings(alias: str, max_connections: int) -> list[Problem]:
+    """W027: a CONCURRENCY whose threads alone (plus the loop's) would hold half the server's connections."""
+    return [
+        Problem(
+            "kafka_consumer_app.W027",
+            f"{where}['CONCURRENCY'] is {threads}: one consumer process may hold {threads + 1} connections to "
+            f"database {alias!r}, whose server allows {max_connections} in all",
+            "Lower CONCURRENCY, raise max_connections, or put a connection pooler in between; replicas and the "
+            "web processes need connections too.",
+        )
+        for where, threads in thread_counts()
+        if 2 * (threads + 1) > max_connections
     ]
