@@ -42,7 +42,9 @@ class ConsumerControl(models.Model):
     changed_at = models.DateTimeField(null=True, blank=True, help_text="When the topic was last paused or resumed.")
 
     class Meta:
-        verbose_name = "consumer control"
+        # The admin console lists the rows' topics as the "Consumer groups" page (kafka_consumer_app/admin.py).
+        verbose_name = "consumer group"
+        verbose_name_plural = "consumer groups"
         permissions = [("pause_consumers", "Can pause and resume the consumers of a topic")]
 
     def __str__(self) -> str:

@@ -26,7 +26,8 @@ class Migration(migrations.Migration):
                 ),
             ],
             options={
-                "verbose_name": "consumer control",
+                "verbose_name": "consumer group",
+                "verbose_name_plural": "consumer groups",
                 "permissions": [("pause_consumers", "Can pause and resume the consumers of a topic")],
             },
         ),
