@@ -151,6 +151,7 @@ def test_partitions_assigned_during_a_pause_are_paused_and_revoked_ones_resumed_
     assert client.paused == {0}
 
 
+@pytest.mark.django_db  # the broken connection is closed, if it is
 def test_an_unreadable_row_keeps_the_last_state_with_one_warning(settings, caplog):
     row, client = Row(), FakeClient([0, 1])
     pause, _ = make_pause(settings, row)
