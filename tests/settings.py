@@ -15,8 +15,12 @@ from example_project.settings import *  # noqa: F403
 from kafka_consumer_app.testing.postgres import django_database_from_url
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
     "kafka_consumer_app",
     "tests.testapp",
 ]

@@ -52,6 +52,7 @@ TOP_LEVEL_CASES = {
     "BATCH_WAIT": -0.5,
     "DATABASE_ERRORS": ["no_such_module_xyz.Down"],
     "DATABASE_OUTAGE_TIMEOUT": 0,
+    "CONTROL_INTERVAL": -5,
     "OFFSET_STORE": "redis",
     "DATABASE": "nowhere",
 }

@@ -1,3 +1,6 @@
-"""The example service serves no pages; its work happens in consume_events."""
+"""The example service's pages: the Django admin, with kafka_consumer_app's operator console."""
 
-urlpatterns: list = []
+from django.contrib import admin
+from django.urls import path
+
+urlpatterns = [path("admin/", admin.site.urls)]

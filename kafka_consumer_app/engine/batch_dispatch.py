@@ -163,3 +163,10 @@ def require_receivers(topic: str, per_message: bool, batches: bool, allow_none: 
         f"one to topic_signal({topic!r}) or batch_signal({topic!r}) in <app>/kafka_handlers.py, or pass "
         "--allow-no-handlers"
     )
+
+
+def receivers_kind(per_message: bool, batches: bool) -> str:
+    """What the startup line says the topic's receivers are."""
+    if batches:
+        return "batch signal"
+    return "topic and event signals" if per_message else "none, --allow-no-handlers"

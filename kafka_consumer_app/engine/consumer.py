@@ -29,10 +29,11 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 from django.db import close_old_connections
 
-from kafka_consumer_app.engine.batch_dispatch import BatchDispatcher, require_receivers
+from kafka_consumer_app.engine.batch_dispatch import BatchDispatcher, receivers_kind, require_receivers
 from kafka_consumer_app.engine.batches import BatchWorkers
 from kafka_consumer_app.engine.client import ClientErrorHandler, client_config, log_client_config, new_client
 from kafka_consumer_app.engine.commits import Commits
+from kafka_consumer_app.engine.control import OperatorPause
 from kafka_consumer_app.engine.db import OldConnectionCloser
 from kafka_consumer_app.engine.dead_letters import DeadLetterProducer
 from kafka_consumer_app.engine.delivery import Delivery
@@ -124,7 +125,11 @@ class EventConsumer:
         self.progress.outage_state = self.outage.state
         # It can park once run() made the dead-letter producer.
         self.policy = FailurePolicy(config.failure, can_park=False, outage=self.outage)
-        self.retries = RetryScheduler(config.kafka_topic, holding=lambda: self.outage.active)
+        #: The admin console's Pause: it holds back the retries' and the workers' resumes while it lasts.
+        self.control = OperatorPause(config, emit)
+        self.retries = RetryScheduler(config.kafka_topic, lambda: self.outage.active, self.control.resume)
+        self.control.holders.append(self.retries.paused_partitions)
+        self.progress.control_state = lambda: self.control.state
         self.commits = Commits(config, emit, self.progress)
         self.watchdog = Watchdog(
             config.failure.soft_timeout, config.failure.hard_timeout, on_stall=self.commits.commit_before_exit
@@ -135,6 +140,7 @@ class EventConsumer:
         self.positions = DatabasePositions(config) if config.offsets.in_database else None
         self.delivery.positions = self.positions
         self.rebalance = Rebalancing(config, self.options.reset, self.commits, self.retries, emit, self.positions)
+        self.rebalance.control = self.control
         self.outcomes = Outcomes(config, self.retries, self.summary, emit, self._given_up(self.commits.mark))
         #: The receivers of batch_signal(topic): a topic that has any runs on the workers, at any CONCURRENCY.
         self.batches = BatchDispatcher(config.topic, sender=EventConsumer, timed=self.emitter.wants("after_receiver"))
@@ -154,6 +160,8 @@ class EventConsumer:
         workers.outcomes = self.outcomes
         self.commits.offsets_to_commit = workers.offsets
         self.rebalance.work = workers
+        workers.resume = self.control.resume
+        self.control.holders.append(lambda: workers.state().paused)
         self.progress.workers_state = workers.state
         return workers
 
@@ -241,7 +249,7 @@ class EventConsumer:
             self.config.kafka_topic,
             self.config.group_id,
             self.config.bootstrap_servers,
-            _receivers_kind(self.dispatcher.has_receivers(), self.batches.has_receivers()),
+            receivers_kind(self.dispatcher.has_receivers(), self.batches.has_receivers()),
         )
         log_client_config(self.client_config())
 
@@ -328,7 +336,8 @@ class EventConsumer:
         self.topic_watch.check_still_exists(client)
 
     def _poll(self, client: Consumer) -> list[KafkaMessage]:
-        """Resume due retries, then fetch; the ``after_poll`` heartbeat; raise a fatal client error."""
+        """Apply the operator's pause, resume due retries, fetch; the ``after_poll`` heartbeat; raise a fatal error."""
+        self.control.check(client)
         self.retries.resume_due(client)
         batch = client.consume(BATCH_SIZE, 0)
         if not batch:
@@ -379,13 +388,6 @@ class EventConsumer:
         else:
             decision = self.policy.decide(result.failures, (pending.attempts_made if pending else 0) + 1)
         self.outcomes.carry_out(client, raw, decision)
-
-
-def _receivers_kind(per_message: bool, batches: bool) -> str:
-    """What the startup line says the topic's receivers are."""
-    if batches:
-        return "batch signal"
-    return "topic and event signals" if per_message else "none, --allow-no-handlers"
 
 
 def _value_signal_receivers(config: TopicConfig) -> Callable[[], bool] | None:

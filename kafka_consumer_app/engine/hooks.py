@@ -84,6 +84,26 @@ class OutageState:
         )
 
 
+@dataclass(frozen=True)
+class ControlState:
+    """What the operator console says of the topic, as ``after_control`` hooks get it."""
+
+    #: True while an operator has the topic's consumers paused.
+    paused: bool
+    #: Who paused or resumed it last ("" when unknown).
+    changed_by: str = ""
+    #: When, as an ISO 8601 string ("" when unknown).
+    changed_at: str = ""
+
+    def describe(self) -> str:
+        """One line about the pause, for the progress line and readiness."""
+        if not self.paused:
+            return "resumed" + (f" by {self.changed_by}" if self.changed_by else "")
+        who = f" by {self.changed_by}" if self.changed_by else ""
+        since = f" since {self.changed_at}" if self.changed_at else ""
+        return f"paused from the admin console{who}{since}; fetching nothing until resumed"
+
+
 def _by_partition(values: dict[int, int]) -> str:
     return ", ".join(f"partition {number}: {value}" for number, value in sorted(values.items()) if value) or "none"
 
@@ -152,6 +172,9 @@ class ConsumerHooks:
 
     def after_database_outage(self, consumer: ConsumerView, outage: OutageState) -> None:
         """Called when a database outage begins, at each try while it lasts, and once it is over."""
+
+    def after_control(self, consumer: ConsumerView, control: ControlState) -> None:
+        """Called when an operator paused or resumed the topic's consumers (and at start, if paused)."""
 
     def after_stop(self, consumer: ConsumerView) -> None:
         """Called once the loop ended, cleanly or not, before the client is closed."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kafka_consumer_app.engine.hooks import OutageState, WorkersState
+from kafka_consumer_app.engine.hooks import ControlState, OutageState, WorkersState
 from kafka_consumer_app.engine.stats import total_lag
 from kafka_consumer_app.settings.topics import TopicConfig
 
@@ -50,6 +50,8 @@ class Progress:
         self.workers_state: Callable[[], WorkersState] | None = None
         #: The database outage going on, if any, for the progress line.
         self.outage_state: Callable[[], OutageState | None] | None = None
+        #: What the admin console says of the topic, for the progress line.
+        self.control_state: Callable[[], ControlState] | None = None
         self._busy_seconds = 0.0
 
     def restart(self) -> None:
@@ -80,7 +82,7 @@ class Progress:
         summary = self.summary
         logger.info(
             "Processed %d messages of %s (group %s) in the last %.0fs (%.1f/s), %d since start "
-            "(%d handled, %d dead-lettered, %d skipped, %d retries); total lag %s%s%s.",
+            "(%d handled, %d dead-lettered, %d skipped, %d retries); total lag %s%s%s%s.",
             self._count,
             self._config.kafka_topic,
             self._config.group_id,
@@ -94,6 +96,7 @@ class Progress:
             "unknown" if lag is None else lag,
             self._workers_part(elapsed),
             self._outage_part(),
+            self._control_part(),
         )
         self._at = now
         self._count = 0
@@ -110,6 +113,11 @@ class Progress:
         """``; database unavailable for ...`` while the database is out; empty otherwise."""
         state = self.outage_state() if self.outage_state is not None else None
         return "" if state is None else "; " + state.describe()
+
+    def _control_part(self) -> str:
+        """``; paused from the admin console by ...`` while an operator has the topic paused; empty otherwise."""
+        state = self.control_state() if self.control_state is not None else None
+        return "; " + state.describe() if state is not None and state.paused else ""
 
     def log_stopped(self) -> None:
         """The run's last line: what it did and why it stopped."""

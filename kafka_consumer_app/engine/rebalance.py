@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, TopicParti
 from django.db import DatabaseError
 
 from kafka_consumer_app.engine.commits import Commits
+from kafka_consumer_app.engine.control import OperatorPause
 from kafka_consumer_app.engine.offsets import OffsetReset, reset_positions
 from kafka_consumer_app.engine.positions import DatabasePositions
 from kafka_consumer_app.engine.retries import RetryScheduler
@@ -60,13 +61,18 @@ class Rebalancing:
         self._emit = emit
         #: The workers, with CONCURRENCY above 1 (set by the consumer).
         self.work: PartitionWork | None = None
+        #: The operator's pause (set by the consumer): partitions assigned while it holds are paused at once.
+        self.control: OperatorPause | None = None
+        #: Whether the current on_assign assigned the partitions itself (else librdkafka does, after it).
+        self._assigned_now = False
         #: Whether the group ever assigned partitions: the --idle-timeout clock runs only from then.
         self.assigned = False
         #: When partitions were last assigned (time.monotonic()).
         self.assigned_at = 0.0
 
     def on_assign(self, client: Consumer, partitions: list[TopicPartition]) -> None:
-        """Apply a pending one-time reset, and restart the idle clock."""
+        """Apply a pending one-time reset, pause the partitions during an operator's pause, restart the idle clock."""
+        self._assigned_now = False
         if self._reset is not None and partitions:
             reset, self._reset = self._reset, None
             self._apply_reset(client, partitions, reset)
@@ -77,6 +83,10 @@ class Rebalancing:
         # topic: --idle-timeout counts from the latest assignment, never from before the first one.
         if self.work is not None:
             self.work.assigned(client, partitions)
+        if self.control is not None and self.control.paused and partitions:
+            if not self._assigned_now:  # a partition is paused once assigned: assign here, not after the callback
+                self._assign(client, partitions)
+            self.control.assigned(client, partitions)
         self.assigned = True
         self.assigned_at = time.monotonic()
         logger.info(
@@ -90,6 +100,8 @@ class Rebalancing:
     def on_revoke(self, client: Consumer, partitions: list[TopicPartition]) -> None:
         """Commit handled offsets (the revoked partitions' among them) before librdkafka gives them up."""
         self._retries.forget(partitions, client)
+        if self.control is not None:
+            self.control.revoked(client, partitions)
         if self.work is not None:
             self.work.revoking(client, partitions)
         error = self._commits.commit_on_revoke(client)
@@ -116,6 +128,8 @@ class Rebalancing:
     def on_lost(self, client: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions taken without a clean revoke: nothing can be committed for them any more."""
         self._retries.forget(partitions, client)
+        if self.control is not None:
+            self.control.revoked(client, partitions)
         if self.work is not None:
             self.work.forget(partitions)
         logger.warning(
@@ -166,6 +180,7 @@ class Rebalancing:
 
     def _assign(self, client: Consumer, positions: list[TopicPartition]) -> None:
         """Assign from ``positions`` inside on_assign: incremental unless the user chose an eager strategy."""
+        self._assigned_now = True
         options = self._config.consumer_config
         # KIP-848 groups are always incremental.
         if options.get("group.protocol") == "consumer" or (

@@ -21,6 +21,15 @@ from confluent_kafka import KafkaException, TopicPartition
 from kafka_consumer_app.engine.dispatch import ReceiverFailure
 from kafka_consumer_app.engine.records import Location
 
+#: How a partition is resumed: ``client.resume``, or the operator's pause, which holds while it lasts.
+Resume = Callable[[Any, list[TopicPartition]], None]
+
+
+def resume_on_client(client: Any, partitions: list[TopicPartition]) -> None:
+    """Resume ``partitions`` on the client (the default :data:`Resume`)."""
+    client.resume(partitions)
+
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,11 +50,15 @@ class RetryScheduler:
     Keeps one pending retry per partition, pausing and resuming partitions around it.
 
     While the database is out (``holding()`` true), :meth:`hold` pauses every other assigned partition
-    too, and :meth:`resume_due` resumes them once it answered again.
+    too, and :meth:`resume_due` resumes them once it answered again. It resumes through ``resume``: while
+    an operator has the topic paused, that resumes nothing (see :mod:`kafka_consumer_app.engine.control`).
     """
 
-    def __init__(self, kafka_topic: str, holding: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self, kafka_topic: str, holding: Callable[[], bool] | None = None, resume: Resume = resume_on_client
+    ) -> None:
         self.kafka_topic = kafka_topic
+        self._resume = resume
         self._pending: dict[int, PendingRetry] = {}
         self._holding = holding
         #: Partitions paused by :meth:`hold`, not for a retry of their own.
@@ -78,13 +91,17 @@ class RetryScheduler:
     def resume_due(self, client: Any) -> None:
         """Resume every paused partition whose retry is due, and the held ones once the outage is over."""
         if self._held and not (self._holding is not None and self._holding()):
-            client.resume([TopicPartition(self.kafka_topic, partition) for partition in sorted(self._held)])
+            self._resume(client, [TopicPartition(self.kafka_topic, partition) for partition in sorted(self._held)])
             self._held.clear()
         now = time.monotonic()
         for retry in self._pending.values():
             if not retry.resumed and retry.due <= now:
-                client.resume([TopicPartition(self.kafka_topic, retry.partition)])
+                self._resume(client, [TopicPartition(self.kafka_topic, retry.partition)])
                 retry.resumed = True
+
+    def paused_partitions(self) -> set[int]:
+        """The partitions paused for a retry not due yet, or held while the database is out."""
+        return {retry.partition for retry in self._pending.values() if not retry.resumed} | self._held
 
     def poll_timeout(self, default: float) -> float:
         """How long the next poll may block without making a due retry late."""

@@ -35,6 +35,7 @@ from kafka_consumer_app.engine.outcomes import Outcomes
 from kafka_consumer_app.engine.policy import Decision, FailurePolicy, Retry
 from kafka_consumer_app.engine.progress import Progress, RunSummary
 from kafka_consumer_app.engine.records import Location, locate
+from kafka_consumer_app.engine.retries import Resume, resume_on_client
 from kafka_consumer_app.engine.scheduling import Scheduler, Work
 from kafka_consumer_app.engine.tracking import PartitionOffsets, decode_metadata
 from kafka_consumer_app.engine.watchdog import Watchdog, WatchSlot
@@ -93,6 +94,7 @@ class Workers:
         self._committed: dict[int, tuple[int, set[int]]] = {}
         self._changed: set[int] = set()
         self._paused: set[int] = set()
+        self.resume: Resume = resume_on_client  # the consumer sets the operator's pause (engine/control.py)
         self._lock = threading.Lock()  # the trackers, _changed and the summary's counters
         self._deciding = threading.Lock()  # the failure policy (its circuit breaker) and what carries it out
         self._room = Room()
@@ -316,7 +318,7 @@ class Workers:
         self._paused.add(partition)
 
     def _resume(self, client: Consumer, partition: int) -> None:
-        client.resume([TopicPartition(self._config.kafka_topic, partition)])
+        self.resume(client, [TopicPartition(self._config.kafka_topic, partition)])
         self._paused.discard(partition)
 
     # -- a worker thread -------------------------------------------------------------------

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from kafka_consumer_app.engine.hooks import ConsumerHooks, OutageState
+from kafka_consumer_app.engine.hooks import ConsumerHooks, ControlState, OutageState
 from kafka_consumer_app.engine.stats import group_state
 from kafka_consumer_app.exceptions import ConfigurationError
 from kafka_consumer_app.settings.health import describe_bind_error
@@ -120,6 +120,8 @@ class Readiness:
        group without a callback turns not ready within one ``statistics.interval.ms``.
     4. Not ready while the database is unavailable (a receiver met a connection-level error
        and the consumer waits for the database), whatever the group says.
+    5. Paused from the admin console, a ready consumer stays ready (it is a member, and a rollout
+       must not wait for the Resume), and its reason says "paused".
     """
 
     def __init__(self) -> None:
@@ -132,6 +134,8 @@ class Readiness:
         #: The database outage going on, or None.
         self.outage: OutageState | None = None
         self._outage_at = 0.0
+        #: The admin console's pause, while it holds; else None.
+        self.paused: ControlState | None = None
 
     def assigned(self, partitions: Sequence[int]) -> None:
         """The group assigned ``partitions`` (possibly none) to this consumer."""
@@ -169,6 +173,8 @@ class Readiness:
         if self.group is not None and self.group != ("up", "steady"):
             state, join_state = self.group
             return False, f"not ready: group state {state!r}, join state {join_state!r} (rebalancing or rejoining)"
+        if self.paused is not None:
+            return True, f"ready: {self.paused.describe()} (partitions {sorted(self.partitions)})"
         if self.partitions:
             return True, f"ready: consuming partitions {sorted(self.partitions)}"
         return True, "ready: member of the group with no partitions (the group has more members than partitions)"
@@ -227,6 +233,10 @@ class HealthServer(ConsumerHooks):
     def after_database_outage(self, consumer: ConsumerView, outage: OutageState) -> None:
         """A database outage makes the consumer not ready until it is over."""
         self.readiness.database(outage)
+
+    def after_control(self, consumer: ConsumerView, control: ControlState) -> None:
+        """An operator's pause is said by /readyz until the Resume."""
+        self.readiness.paused = control if control.paused else None
 
     def after_stats(self, consumer: ConsumerView, stats: dict[str, Any]) -> None:
         """Record the group state for /readyz."""

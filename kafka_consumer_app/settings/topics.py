@@ -33,6 +33,7 @@ from kafka_consumer_app.serialization import deserializer_problem
 from kafka_consumer_app.settings import (
     concurrency,
     connection,
+    control,
     failures,
     health,
     manifests,
@@ -42,6 +43,7 @@ from kafka_consumer_app.settings import (
 )
 from kafka_consumer_app.settings.base import DocTable, Problem, raw_settings, topic_overrides, topic_where
 from kafka_consumer_app.settings.concurrency import ConcurrencyConfig
+from kafka_consumer_app.settings.control import ControlConfig
 from kafka_consumer_app.settings.failures import FailureConfig
 from kafka_consumer_app.settings.health import HealthConfig
 from kafka_consumer_app.settings.offset_store import OffsetStoreConfig
@@ -83,6 +85,7 @@ SETTINGS_DOC: DocTable = {
     **offset_store.SETTINGS,
     **failures.SETTINGS,
     **outages.SETTINGS,
+    **control.SETTINGS,
     **health.SETTINGS,
     **manifests.SETTINGS,
     **schema_registry.SETTINGS,
@@ -125,6 +128,7 @@ class TopicConfig:
     concurrency: ConcurrencyConfig = field(default_factory=ConcurrencyConfig)
     outage: OutageConfig = field(default_factory=OutageConfig)
     offsets: OffsetStoreConfig = field(default_factory=OffsetStoreConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
 
 
 def get_topic_config(topic: str, group_override: str | None = None, openedx_events: bool | None = None) -> TopicConfig:
@@ -160,6 +164,7 @@ def get_topic_config(topic: str, group_override: str | None = None, openedx_even
         concurrency=concurrency.concurrency_config(top, overrides),
         outage=outages.outage_config(top),
         offsets=offset_store.offset_store_config(top, overrides),
+        control=control.control_config(top),
     )
 
 
@@ -338,6 +343,7 @@ _SUBJECT_CHECKS: tuple[_Check, ...] = (
     manifests.problems,
     failures.problems,
     outages.problems,
+    control.problems,
     schema_registry.problems,
     concurrency.problems,
     offset_store.problems,
