@@ -123,10 +123,8 @@ class EventConsumer:
         self.delivery = Delivery(MessageConverter(config), self.dispatcher, self.emitter)
         self.outage = DatabaseOutage(config.outage, emit)
         self.progress.outage_state = self.outage.state
-        # It can park once run() made the dead-letter producer.
-        self.policy = FailurePolicy(config.failure, can_park=False, outage=self.outage)
-        #: The admin console's Pause: it holds back the retries' and the workers' resumes while it lasts.
-        self.control = OperatorPause(config, emit)
+        self.policy = FailurePolicy(config.failure, can_park=False, outage=self.outage)  # parks after run()
+        self.control = OperatorPause(config, emit)  # the admin's Pause: holds back the retries' and workers' resumes
         self.retries = RetryScheduler(config.kafka_topic, lambda: self.outage.active, self.control.resume)
         self.control.holders.append(self.retries.paused_partitions)
         self.progress.control_state = lambda: self.control.state
