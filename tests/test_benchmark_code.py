@@ -28,7 +28,7 @@ from benchmarks.context import Context
 from benchmarks.databases import TABLE, PostgresDatabase, SqliteDatabase, run_database_name
 from benchmarks.recorder import LockedRecorder, Recorder, RecorderOptions, read_result
 from benchmarks.registry import schema_registry
-from benchmarks.report import Results, concurrency_rows, openedx_rows, throughput_rows
+from benchmarks.report import concurrency_rows, openedx_rows, throughput_rows
 from benchmarks.scenarios import RUNNERS
 from benchmarks.scenarios.concurrency import (
     RSS_SAMPLES,
@@ -146,20 +146,6 @@ def test_the_throughput_rows_name_each_orm_receivers_database():
         "PostgreSQL",
         "PostgreSQL",
     ]
-
-
-def test_the_throughput_panel_draws_a_bar_per_variant_that_ran():
-    import matplotlib.pyplot as plt
-
-    from benchmarks.plot import draw_throughput
-
-    results = Results(BenchSettings(repetitions=1), None, six_variant_result(orm_pg=4.0, batch_pg=24.0))  # type: ignore[arg-type]
-    figure, axes = plt.subplots()
-    try:
-        draw_throughput(axes, results)
-        assert len(axes.patches) == 6
-    finally:
-        plt.close(figure)
 
 
 # -- the concurrency scenario ---------------------------------------------------------------------
