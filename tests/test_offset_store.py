@@ -15,13 +15,13 @@ from django.core.management import call_command
 from kafka_consumer_app.exceptions import BatchFailed
 from kafka_consumer_app.models import ConsumedPosition
 from kafka_consumer_app.settings import topics
-from kafka_consumer_app.signals import batch_signal
 from tests.testapp.models import HandledRow
 
 from .kafka_utils import committed, produce
+from .test_batches import connect_batch
 from .test_failures import connect
 
-__all__ = ["connect"]  # a fixture, used by name
+__all__ = ["connect", "connect_batch"]  # fixtures, used by name
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -155,19 +155,6 @@ def test_reset_only_moves_the_database_positions(kafka_settings, kafka_broker, m
     call_command("consume_events", topic=topic, from_beginning=True, reset_only=True)
 
     assert positions(topic) == {0: 0, 1: 0}
-
-
-@pytest.fixture
-def connect_batch():
-    connected = []
-
-    def do_connect(topic, function):
-        batch_signal(topic).connect(function, weak=False)
-        connected.append((topic, function))
-
-    yield do_connect
-    for topic, function in connected:
-        batch_signal(topic).disconnect(function)
 
 
 @pytest.mark.broker

@@ -96,6 +96,21 @@ def test_sigkill_chaos_under_the_database_store_writes_every_row_exactly_once_an
     assert found["kafka"][0] == 0, found
 
 
+def run_shell(database, script):
+    """Migrate ``database``, run ``script`` in ``manage.py shell`` on it, and return the finished process."""
+    database.migrate()
+    result = subprocess.run(
+        [sys.executable, str(MANAGE), "shell", "-c", script],
+        env=manage_env(database.env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 #: Run by ``manage.py shell`` on the test's PostgreSQL database: two threads own partition 0 at once (as a
 #: member that lost its session but runs on would, beside the partition's new owner) and handle offset 7.
 RACE = """
@@ -129,16 +144,7 @@ print(sorted(outcomes), HandledRow.objects.filter(topic="race").count(), Databas
 
 
 def test_two_owners_handling_one_message_at_once_commit_it_once_and_roll_the_other_back(postgres_database):
-    postgres_database.migrate()
-    result = subprocess.run(
-        [sys.executable, str(MANAGE), "shell", "-c", RACE],
-        env=manage_env(postgres_database.env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_shell(postgres_database, RACE)
     # The second UPDATE of the row waits for the first transaction, then finds the row past offset 7.
     assert result.stdout.split("\n")[-2] == "['committed', 'rolled back'] 1 8", result.stdout + result.stderr
 
@@ -177,17 +183,7 @@ print(positions.attempt(0, 0, 0, DispatchResult).ok, positions.next_offset(0))
 def test_a_session_ended_before_the_row_moves_is_a_failed_attempt_the_outage_rules_see_and_commits_nothing(
     postgres_database,
 ):
-    postgres_database.migrate()
-    script = f"URL = {postgres_database.url!r}\n{DROPPED}"
-    result = subprocess.run(
-        [sys.executable, str(MANAGE), "shell", "-c", script],
-        env=manage_env(postgres_database.env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_shell(postgres_database, f"URL = {postgres_database.url!r}\n{DROPPED}")
     lines = result.stdout.strip().split("\n")[-3:]
     failed, error, receiver = lines[0].split()
     assert failed == "False" and error in {"OperationalError", "InterfaceError"}, lines
