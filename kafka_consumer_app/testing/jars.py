@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 
 #: The Apache Kafka release the broker runs unless told otherwise; 4.x runs on Java 17.
-DEFAULT_KAFKA_VERSION = "4.1.1"
+DEFAULT_KAFKA_VERSION = "4.4.0"
 #: The environment variable that picks another release for the tests, demos and benchmarks.
 KAFKA_VERSION_ENV = "KAFKA_CONSUMER_APP_KAFKA_VERSION"
 #: The oldest release the broker's configuration is written for.
