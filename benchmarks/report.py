@@ -63,7 +63,7 @@ class Metadata:
         import django
 
         import kafka_consumer_app
-        from kafka_consumer_app.testing.broker import KAFKA_VERSION
+        from kafka_consumer_app.testing.broker import kafka_version
 
         return cls(
             date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -73,7 +73,7 @@ class Metadata:
             django=django.get_version(),
             confluent_kafka=version("confluent-kafka"),
             librdkafka=confluent_kafka.libversion()[0],
-            kafka=KAFKA_VERSION,
+            kafka=kafka_version(),
             postgresql=_postgresql_version(),
             app_version=kafka_consumer_app.__version__,
             git_commit=_git_commit(),

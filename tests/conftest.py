@@ -13,7 +13,7 @@ import pytest
 
 from kafka_consumer_app.message import Message
 from kafka_consumer_app.signals import topic_signal
-from kafka_consumer_app.testing.broker import LocalKafkaBroker
+from kafka_consumer_app.testing.broker import KAFKA_VERSION_ENV, LocalKafkaBroker, kafka_version
 from kafka_consumer_app.testing.postgres import LocalPostgres
 
 from .kafka_utils import ConsumerProcesses
@@ -22,10 +22,18 @@ from .postgres_utils import PostgresDatabase
 _topic_numbers = itertools.count()
 
 
+def pytest_report_header() -> str:
+    """Name the Apache Kafka release the brokers run, which $KAFKA_CONSUMER_APP_KAFKA_VERSION can change."""
+    return f"kafka broker: Apache Kafka {kafka_version()} (${KAFKA_VERSION_ENV} picks another)"
+
+
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[LocalKafkaBroker]:
-    """A single-node KRaft broker on 127.0.0.1; if it cannot start, every test using it errors."""
-    broker = LocalKafkaBroker()
+    """
+    A single-node KRaft broker on 127.0.0.1, of the release $KAFKA_CONSUMER_APP_KAFKA_VERSION names
+    (the default one without it); if it cannot start, every test using it errors.
+    """
+    broker = LocalKafkaBroker(version=kafka_version())
     try:
         broker.start()
         yield broker

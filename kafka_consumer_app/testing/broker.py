@@ -3,10 +3,12 @@ A real, single-node Apache Kafka broker for tests and demos, with no Docker.
 
 Apache Kafka's jars come from :mod:`kafka_consumer_app.testing.jars`; the broker runs in KRaft
 mode (broker and controller in one JVM) on 127.0.0.1, on free ports, with a temporary log directory.
+It runs :data:`~kafka_consumer_app.testing.jars.DEFAULT_KAFKA_VERSION` unless ``version=`` or
+``$KAFKA_CONSUMER_APP_KAFKA_VERSION`` names another release, 3.9 or newer.
 
 The same module serves the test suite's session fixture and the command line::
 
-    python -m kafka_consumer_app.testing.broker fetch
+    python -m kafka_consumer_app.testing.broker fetch [--version 3.9.2]
     python -m kafka_consumer_app.testing.broker run --topic orders:3 --ready-file /tmp/kafka.env
 
 ``run`` prints ``KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port>`` and serves until SIGTERM/SIGINT.
@@ -40,18 +42,29 @@ from types import TracebackType
 
 from kafka_consumer_app.testing.jars import (
     CREDENTIAL,
-    DEFAULT_PROPERTIES,
-    KAFKA_VERSION,
+    DEFAULT_KAFKA_VERSION,
+    KAFKA_VERSION_ENV,
     LOG4J2_PROPERTIES,
     SASL_MECHANISMS,
     BrokerError,
+    default_properties,
     fetch,
     free_port,
+    kafka_version,
     make_certificate,
     random_cluster_id,
 )
 
-__all__ = ["KAFKA_VERSION", "BrokerError", "LocalKafkaBroker", "fetch", "free_port", "main"]
+__all__ = [
+    "DEFAULT_KAFKA_VERSION",
+    "KAFKA_VERSION_ENV",
+    "BrokerError",
+    "LocalKafkaBroker",
+    "fetch",
+    "free_port",
+    "kafka_version",
+    "main",
+]
 
 
 class LocalKafkaBroker:
@@ -61,6 +74,7 @@ class LocalKafkaBroker:
     ``start()`` returns once the broker answers metadata requests; ``stop()`` shuts it down
     and ``start()`` again restarts it on the same ports with the same data, as a real
     broker restart would. Use it as a context manager to remove its data afterwards.
+    ``version`` is the Apache Kafka release to run (see :func:`kafka_version`).
     """
 
     def __init__(
@@ -72,7 +86,9 @@ class LocalKafkaBroker:
         plain_users: Mapping[str, str] | None = None,
         scram_users: Mapping[str, str] | None = None,
         tls: bool = False,
+        version: str | None = None,
     ) -> None:
+        self.version = kafka_version(version)
         self.plain_users = dict(plain_users or {})
         self.scram_users = dict(scram_users or {})
         for name, password in {**self.plain_users, **self.scram_users}.items():
@@ -133,7 +149,7 @@ class LocalKafkaBroker:
         if self.sasl_ssl_port is not None:
             listeners["SASL_SSL"] = self.sasl_ssl_port
         advertised = ",".join(f"{name}://127.0.0.1:{port}" for name, port in listeners.items())
-        props = dict(DEFAULT_PROPERTIES)
+        props = default_properties(self.version)
         props.update(
             {
                 "listeners": f"{advertised},CONTROLLER://127.0.0.1:{self.controller_port}",
@@ -209,7 +225,7 @@ class LocalKafkaBroker:
 
     def start(self, timeout: float = 90.0) -> LocalKafkaBroker:
         """Start (or restart) the broker and wait until it serves metadata."""
-        lib = fetch()
+        lib = fetch(version=self.version)
         if self.sasl_ssl_port is not None:
             self._make_certificate()
         config = self._write_config()
@@ -333,7 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m kafka_consumer_app.testing.broker", description=__doc__.split("\n\n")[0]
     )
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("fetch", help="Fetch Apache Kafka's jars with Maven into the cache.")
+    fetch_parser = sub.add_parser("fetch", help="Fetch Apache Kafka's jars with Maven into the cache.")
+    fetch_parser.add_argument(
+        "--version",
+        help=f"The Apache Kafka release (default: ${KAFKA_VERSION_ENV}, else {DEFAULT_KAFKA_VERSION}).",
+    )
     run = sub.add_parser("run", help="Run a broker on 127.0.0.1 until SIGTERM or SIGINT.")
     run.add_argument("--port", type=int, help="Client port (default: a free one).")
     run.add_argument("--topic", action="append", default=[], metavar="NAME[:PARTITIONS]", help="Create this topic.")
@@ -355,10 +375,15 @@ def main(argv: list[str] | None = None) -> int:
         help="Add a SCRAM-SHA-512 user (and a SASL_PLAINTEXT listener).",
     )
     run.add_argument("--tls", action="store_true", help="Add a SASL_SSL listener with a self-signed certificate.")
+    run.add_argument(
+        "--version",
+        help=f"The Apache Kafka release to run (default: ${KAFKA_VERSION_ENV}, else {DEFAULT_KAFKA_VERSION}).",
+    )
     args = parser.parse_args(argv)
     try:
         if args.action == "fetch":
-            print(f"Apache Kafka {KAFKA_VERSION} jars are in {fetch(quiet=False)}")
+            release = kafka_version(args.version)
+            print(f"Apache Kafka {release} jars are in {fetch(quiet=False, version=release)}")
             return 0
         return _run(args)
     except BrokerError as error:
@@ -372,7 +397,11 @@ def _run(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stopped.set())
     try:
         broker = LocalKafkaBroker(
-            port=args.port, plain_users=dict(args.plain_user), scram_users=dict(args.scram_user), tls=args.tls
+            port=args.port,
+            plain_users=dict(args.plain_user),
+            scram_users=dict(args.scram_user),
+            tls=args.tls,
+            version=args.version,
         )
     except ValueError as error:
         raise BrokerError(str(error)) from error

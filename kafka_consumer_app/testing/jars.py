@@ -6,6 +6,11 @@ TLS listener's certificate (made with the JDK's keytool).
 ``python -m kafka_consumer_app.testing.broker fetch`` (``make kafka``) calls :func:`fetch`; the
 broker in :mod:`kafka_consumer_app.testing.broker` runs from what it fetched. Java 17+ and Maven
 must be on the PATH.
+
+The release is :data:`DEFAULT_KAFKA_VERSION` unless ``$KAFKA_CONSUMER_APP_KAFKA_VERSION`` or an
+explicit ``version`` names another one, 3.9 or newer (the first release with everything the
+single-node KRaft setup below uses). Each release's jars are kept in a directory of their own,
+so several can be cached side by side.
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ import subprocess
 import uuid
 from pathlib import Path
 
-#: The Apache Kafka release the broker runs; 4.x runs on Java 17.
-KAFKA_VERSION = "4.1.1"
+#: The Apache Kafka release the broker runs unless told otherwise; 4.x runs on Java 17.
+DEFAULT_KAFKA_VERSION = "4.4.0"
+#: The environment variable that picks another release for the tests, demos and benchmarks.
+KAFKA_VERSION_ENV = "KAFKA_CONSUMER_APP_KAFKA_VERSION"
+#: The oldest release the broker's configuration is written for.
+OLDEST_KAFKA_VERSION = (3, 9)
 #: SLF4J binding so that the broker's own log reaches its log file.
 LOG4J_VERSION = "2.24.3"
 
@@ -56,9 +65,27 @@ def cache_dir() -> Path:
     return Path(os.environ.get("KAFKA_CONSUMER_APP_CACHE") or Path.cwd() / ".cache" / "kafka").resolve()
 
 
-def fetch(directory: Path | None = None, quiet: bool = True) -> Path:
-    """Fetch Apache Kafka's jars with Maven (once) and return the directory holding them."""
-    home = (directory or cache_dir()) / f"kafka-{KAFKA_VERSION}"
+def kafka_version(version: str | None = None) -> str:
+    """The release to run: ``version``, else ``$KAFKA_CONSUMER_APP_KAFKA_VERSION``, else the default."""
+    chosen = (version or os.environ.get(KAFKA_VERSION_ENV) or DEFAULT_KAFKA_VERSION).strip()
+    parts = version_tuple(chosen)
+    if parts < OLDEST_KAFKA_VERSION:
+        oldest = ".".join(map(str, OLDEST_KAFKA_VERSION))
+        raise BrokerError(f"Apache Kafka {chosen} is not supported by the local broker; use {oldest} or newer")
+    return chosen
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"3.9.2"`` as ``(3, 9, 2)``; anything but dotted numbers is refused with a :class:`BrokerError`."""
+    if not re.fullmatch(r"\d+(\.\d+){1,2}", version):
+        raise BrokerError(f"{version!r} is not an Apache Kafka release such as {DEFAULT_KAFKA_VERSION}")
+    return tuple(int(part) for part in version.split("."))
+
+
+def fetch(directory: Path | None = None, quiet: bool = True, version: str | None = None) -> Path:
+    """Fetch one Apache Kafka release's jars with Maven (once) and return the directory holding them."""
+    release = kafka_version(version)
+    home = (directory or cache_dir()) / f"kafka-{release}"
     lib = home / "lib"
     marker = home / ".complete"
     if marker.exists():
@@ -68,15 +95,15 @@ def fetch(directory: Path | None = None, quiet: bool = True) -> Path:
     if shutil.which("java") is None:
         raise BrokerError("Java ('java') is not on the PATH; install Java 17 or newer to run Apache Kafka")
     home.mkdir(parents=True, exist_ok=True)
-    (home / "pom.xml").write_text(POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION), encoding="utf-8")
+    (home / "pom.xml").write_text(POM.format(kafka=release, log4j=LOG4J_VERSION), encoding="utf-8")
     command = ["mvn", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={lib}"]
     if quiet:
         command.insert(1, "-q")
     result = subprocess.run(command, cwd=home, capture_output=quiet, text=True, check=False)
     if result.returncode != 0:
         tail = (result.stdout or "")[-2000:] if quiet else ""
-        raise BrokerError(f"Maven could not fetch org.apache.kafka:kafka_2.13:{KAFKA_VERSION}:\n{tail}")
-    marker.write_text(KAFKA_VERSION, encoding="utf-8")
+        raise BrokerError(f"Maven could not fetch org.apache.kafka:kafka_2.13:{release}:\n{tail}")
+    marker.write_text(release, encoding="utf-8")
     return lib
 
 
@@ -109,11 +136,24 @@ DEFAULT_PROPERTIES = {
     "offsets.topic.num.partitions": "3",
     "transaction.state.log.replication.factor": "1",
     "transaction.state.log.min.isr": "1",
-    "share.coordinator.state.topic.replication.factor": "1",
-    "share.coordinator.state.topic.min.isr": "1",
     "group.initial.rebalance.delay.ms": "0",
     "log.retention.hours": "2",
 }
+
+#: Settings that only 4.x brokers know: the share groups' state topic (KIP-932), which a single
+#: node cannot replicate three times. 3.9 has no share coordinator and would log them as unknown.
+KAFKA_4_PROPERTIES = {
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+}
+
+
+def default_properties(version: str) -> dict[str, str]:
+    """The single-node settings that ``version`` understands (see :data:`DEFAULT_PROPERTIES`)."""
+    props = dict(DEFAULT_PROPERTIES)
+    if version_tuple(version) >= (4,):
+        props.update(KAFKA_4_PROPERTIES)
+    return props
 
 
 def free_port() -> int:
