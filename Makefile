@@ -51,8 +51,8 @@ test: requirements kafka postgres quality security ## set everything up and run 
 test-matrix: requirements kafka ## run the matrix subset on every other Python/Django cell and on Kafka 3.9
 	$(BIN)/python .ci/matrix $(CELLS)
 
-demo: requirements kafka postgres ## start a local broker, run the example service's consumer, show what it handled
-	$(BIN)/python example/demo.py
+demo: requirements kafka postgres ## start a local broker, run the example service's consumer, show what it handled (then the admin, in a terminal)
+	$(BIN)/python example/demo.py $(DEMO_ARGS)
 
 bench: requirements kafka postgres ## run the benchmarks against a local broker and PostgreSQL (options: make bench BENCH_ARGS=--quick)
 	$(BIN)/pip install -q -r requirements/bench.txt
