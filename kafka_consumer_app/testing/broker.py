@@ -6,7 +6,8 @@ mode (broker and controller in one JVM) on 127.0.0.1, on free ports, with a temp
 It runs :data:`~kafka_consumer_app.testing.jars.DEFAULT_KAFKA_VERSION` unless ``version=`` or
 ``$KAFKA_CONSUMER_APP_KAFKA_VERSION`` names another release, 3.9 or newer.
 
-The same module serves the test suite's session fixture and the command line::
+The test suite's session fixture uses the class; :mod:`kafka_consumer_app.testing.broker_cli` is the
+command line, run as this module::
 
     python -m kafka_consumer_app.testing.broker fetch [--version 3.9.2]
     python -m kafka_consumer_app.testing.broker run --topic orders:3 --ready-file /tmp/kafka.env
@@ -27,14 +28,11 @@ SCRAM-SHA-512 credentials written when the log dir is formatted), and ``tls=True
 
 from __future__ import annotations
 
-import argparse
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,7 +61,6 @@ __all__ = [
     "fetch",
     "free_port",
     "kafka_version",
-    "main",
 ]
 
 
@@ -331,98 +328,7 @@ class LocalKafkaBroker:
         self.cleanup()
 
 
-def _parse_user(text: str) -> tuple[str, str]:
-    name, equals, password = text.partition("=")
-    if not (name and equals and password):
-        raise argparse.ArgumentTypeError(f"expected NAME=PASSWORD, not {text!r}")
-    return name, password
-
-
-def _parse_topic(text: str) -> tuple[str, int]:
-    name, _, partitions = text.partition(":")
-    return name, int(partitions or 1)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``fetch`` the jars, or ``run`` a broker until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(
-        prog="python -m kafka_consumer_app.testing.broker", description=__doc__.split("\n\n")[0]
-    )
-    sub = parser.add_subparsers(dest="action", required=True)
-    fetch_parser = sub.add_parser("fetch", help="Fetch Apache Kafka's jars with Maven into the cache.")
-    fetch_parser.add_argument(
-        "--version",
-        help=f"The Apache Kafka release (default: ${KAFKA_VERSION_ENV}, else {DEFAULT_KAFKA_VERSION}).",
-    )
-    run = sub.add_parser("run", help="Run a broker on 127.0.0.1 until SIGTERM or SIGINT.")
-    run.add_argument("--port", type=int, help="Client port (default: a free one).")
-    run.add_argument("--topic", action="append", default=[], metavar="NAME[:PARTITIONS]", help="Create this topic.")
-    run.add_argument("--ready-file", type=Path, help="Write KAFKA_BOOTSTRAP_SERVERS=... here once ready.")
-    run.add_argument(
-        "--plain-user",
-        action="append",
-        default=[],
-        type=_parse_user,
-        metavar="NAME=PASSWORD",
-        help="Add a SASL/PLAIN user (and a SASL_PLAINTEXT listener).",
-    )
-    run.add_argument(
-        "--scram-user",
-        action="append",
-        default=[],
-        type=_parse_user,
-        metavar="NAME=PASSWORD",
-        help="Add a SCRAM-SHA-512 user (and a SASL_PLAINTEXT listener).",
-    )
-    run.add_argument("--tls", action="store_true", help="Add a SASL_SSL listener with a self-signed certificate.")
-    run.add_argument(
-        "--version",
-        help=f"The Apache Kafka release to run (default: ${KAFKA_VERSION_ENV}, else {DEFAULT_KAFKA_VERSION}).",
-    )
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "fetch":
-            release = kafka_version(args.version)
-            print(f"Apache Kafka {release} jars are in {fetch(quiet=False, version=release)}")
-            return 0
-        return _run(args)
-    except BrokerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-
-
-def _run(args: argparse.Namespace) -> int:
-    stopped = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopped.set())
-    try:
-        broker = LocalKafkaBroker(
-            port=args.port,
-            plain_users=dict(args.plain_user),
-            scram_users=dict(args.scram_user),
-            tls=args.tls,
-            version=args.version,
-        )
-    except ValueError as error:
-        raise BrokerError(str(error)) from error
-    with broker:
-        for name, partitions in map(_parse_topic, args.topic):
-            broker.create_topic(name, partitions)
-        lines = [f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}"]
-        if broker.sasl_enabled:
-            lines.append(f"KAFKA_SASL_BOOTSTRAP_SERVERS={broker.sasl_bootstrap_servers}")
-        if args.tls:
-            lines.append(f"KAFKA_SASL_SSL_BOOTSTRAP_SERVERS={broker.sasl_ssl_bootstrap_servers}")
-            lines.append(f"KAFKA_SSL_CA_LOCATION={broker.ca_file}")
-        print("\n".join(lines), flush=True)
-        if args.ready_file:
-            args.ready_file.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        while not stopped.wait(0.5):
-            if broker.process is None or broker.process.poll() is not None:
-                print(f"error: the broker exited; see {broker.log_file}", file=sys.stderr)
-                return 1
-    return 0
-
-
 if __name__ == "__main__":
+    from kafka_consumer_app.testing.broker_cli import main
+
     sys.exit(main())
