@@ -10,8 +10,8 @@ from kafka_consumer_app.testing.broker import (
     BrokerError,
     LocalKafkaBroker,
     kafka_version,
+    main,
 )
-from kafka_consumer_app.testing.broker_cli import main
 
 
 def test_the_default_release_is_used_when_nothing_names_another(monkeypatch):
