@@ -77,7 +77,7 @@ def event_metadata(signal: OpenEdxPublicSignal, second: int = 0) -> EventsMetada
 
 
 def configure(settings: Any, topics: dict[str, dict[str, Any]], prefix: str = "", **top: Any) -> None:
-    """KAFKA_CONSUMER (with the SCHEMA_REGISTRY open_edx_settings set) and these TOPICS; the producer gets the same prefix."""
+    """KAFKA_CONSUMER (with open_edx_settings' SCHEMA_REGISTRY) and these TOPICS; the producer gets the same prefix."""
     settings.KAFKA_CONSUMER = {
         **settings.KAFKA_CONSUMER,
         "TOPICS": topics,
@@ -89,7 +89,7 @@ def configure(settings: Any, topics: dict[str, dict[str, Any]], prefix: str = ""
 
 @pytest.fixture
 def open_edx_settings(kafka_settings: Any, kafka_broker: Any, schema_registry_server: Any) -> Any:
-    """The test's KAFKA_CONSUMER with the real registry (and credentials), plus what edx-event-bus-kafka's producer reads."""
+    """The test's KAFKA_CONSUMER with the real registry and credentials, plus what the Open edX producer reads."""
     kafka_settings.KAFKA_CONSUMER = {
         **kafka_settings.KAFKA_CONSUMER,
         "SCHEMA_REGISTRY": {"URL": schema_registry_server.url, "BASIC_AUTH_USER_INFO": f"registry-user:{SECRET}"},
