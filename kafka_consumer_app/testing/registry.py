@@ -15,7 +15,7 @@ Storage is H2 in memory: a stopped registry forgets its schemas, and a new one s
 The same module serves the test suite's session fixture and the command line::
 
     python -m kafka_consumer_app.testing.registry fetch
-    python -m kafka_consumer_app.testing.registry run --ready-file /tmp/registry.env
+    python -m kafka_consumer_app.testing.registry run --ready-file registry.env
 
 ``run`` prints ``SCHEMA_REGISTRY_URL=http://127.0.0.1:<port>/apis/ccompat/v7`` and serves until
 SIGTERM/SIGINT.
