@@ -51,6 +51,8 @@ ARTIFACT = "io.apicurio:apicurio-registry-app:{version}:tar.gz:all"
 API_PATH = "/apis/ccompat/v7"
 #: Apicurio Registry 3.3 is compiled for Java 21.
 MIN_JAVA = 21
+#: What Quarkus logs when a port it is given is taken.
+PORT_TAKEN = "seems to be in use by another process"
 #: An explicit ``java`` for the registry, when the default one is older than MIN_JAVA.
 JAVA_ENV = "KAFKA_CONSUMER_APP_REGISTRY_JAVA"
 
@@ -189,15 +191,26 @@ class LocalSchemaRegistry:
 
     def start(self, timeout: float = 120.0) -> LocalSchemaRegistry:
         """Start the registry and wait until its Confluent API answers; a RegistryError with its log if not."""
-        command = self.command()
         started = time.monotonic()
+        try:
+            self._launch(started + timeout, timeout)
+        except RegistryError:
+            if PORT_TAKEN not in self.log_file.read_text(encoding="utf-8", errors="replace"):
+                raise
+            # Another process took a port between free_port() and the bind: once more, on new ports.
+            self.port, self.management_port = free_port(), free_port()
+            self.log_file.unlink(missing_ok=True)
+            self._launch(time.monotonic() + timeout, timeout)
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _launch(self, deadline: float, timeout: float) -> None:
+        command = self.command()
         with open(self.log_file, "ab") as output:
             self.process = subprocess.Popen(
                 command, cwd=self.workdir, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
             )
-        self._wait_until_ready(started + timeout, timeout)
-        self.startup_seconds = time.monotonic() - started
-        return self
+        self._wait_until_ready(deadline, timeout)
 
     def answers(self) -> bool:
         """Whether the Confluent API answers now (``GET /schemas/types``)."""
