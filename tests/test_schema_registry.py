@@ -1,10 +1,10 @@
 """
 Avro topics against a real schema registry (Apicurio Registry's Confluent API) and the real broker:
-the registry down when the consumer starts, going down mid-stream, refusing a schema id, and a URL
-that is not the registry's API.
+the registry down when the consumer starts, going down mid-stream, too slow to answer, refusing a
+schema id, and a URL that is not the registry's API.
 
-The rule under test (see kafka_consumer_app.engine.avro): a registry that cannot be reached, or a
-URL that is no registry, stops the consumer with one line and exit 1, the message neither
+The rule under test (see kafka_consumer_app.engine.avro): a registry that cannot be reached or does
+not answer in time, or a URL that is no registry, stops the consumer with one line and exit 1, the message neither
 committed nor parked; the registry's own "unknown schema" answer makes the message malformed
 (dead-lettered). Schemas already fetched stay cached, so an outage only matters for new schema ids.
 """
@@ -12,6 +12,7 @@ committed nor parked; the registry's own "unknown schema" answer makes the messa
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 import uuid
@@ -197,3 +198,31 @@ def test_a_registry_url_without_the_api_path_stops_the_consumer_instead_of_parki
     assert got == []
     assert committed(bootstrap, kafka_settings.KAFKA_CONSUMER["GROUP_ID"], topic, 1) == {0: -1001}
     assert size(bootstrap, f"{topic}-dlt") == 0
+
+
+def test_a_registry_that_does_not_answer_in_time_stops_the_consumer_without_parking_the_message(
+    kafka_settings, kafka_broker, schema_registry_server, make_topic, received
+):
+    topic, bootstrap = make_topic(), kafka_broker.bootstrap_servers
+    kafka_broker.create_topic(f"{topic}-dlt")
+    (valid,) = serialize(schema_registry_server.url, topic, ORDER, [{"id": 1}])
+    kafka_settings.KAFKA_CONSUMER = {
+        **kafka_settings.KAFKA_CONSUMER,
+        "SCHEMA_REGISTRY": {"URL": schema_registry_server.url, "CONFIG": {"timeout": 1, "max.retries": 0}},
+        "TOPICS": avro_topics(topic),
+    }
+    produce(bootstrap, topic, [valid], raw=True)
+    got = received(topic)
+    assert schema_registry_server.process is not None
+    schema_registry_server.process.send_signal(signal.SIGSTOP)  # it accepts connections and never answers
+    try:
+        with pytest.raises(CommandError, match="unreachable") as raised:
+            call_command("consume_events", topic=topic, max_messages=1, idle_timeout=20)
+    finally:
+        schema_registry_server.process.send_signal(signal.SIGCONT)
+
+    assert raised.value.returncode == EXIT_CONFIGURATION and "Timeout" in str(raised.value)
+    assert got == []
+    assert committed(bootstrap, kafka_settings.KAFKA_CONSUMER["GROUP_ID"], topic, 1) == {0: -1001}
+    assert size(bootstrap, f"{topic}-dlt") == 0
+    wait_for(schema_registry_server.answers, timeout=30, what="the registry, answering again")
