@@ -6,7 +6,8 @@ schema id, and a URL that is not the registry's API.
 The rule under test (see kafka_consumer_app.engine.avro): a registry that cannot be reached or
 does not answer in time, or a URL that is no registry, stops the consumer with one line and
 exit 1, the message neither committed nor parked; the registry's own "unknown schema" answer
-makes the message malformed (dead-lettered). Schemas already fetched stay cached, so an outage only matters for new schema ids.
+makes the message malformed (dead-lettered). Schemas already fetched stay cached, so an outage
+only matters for new schema ids.
 """
 
 from __future__ import annotations
