@@ -209,6 +209,28 @@ def test_a_failing_receiver_records_its_exception_and_each_retry_and_the_dead_le
 
 @pytest.mark.broker
 @pytest.mark.django_db
+def test_with_worker_threads_each_message_span_has_its_own_producer_as_parent(traced, make_topic, spans, connect):
+    topic = make_topic()
+    traced.KAFKA_CONSUMER = {**traced.KAFKA_CONSUMER, "CONCURRENCY": 4, "ORDERING": "none"}
+    producers = produce_traced(traced.KAFKA_CONSUMER["BOOTSTRAP_SERVERS"], topic, 12)
+
+    def slow(sender, message, **kwargs):
+        time.sleep(0.02)  # keeps several workers busy at once
+
+    connect(topic_signal(topic), slow)
+
+    call_command("consume_events", topic=topic, max_messages=12)
+
+    found = consumer_spans(spans, topic)
+    parents = {span.attributes["messaging.kafka.offset"]: span.parent.span_id for span in found}
+    assert parents == {offset: context.span_id for offset, context in enumerate(producers)}
+    for span in found:
+        (receiver,) = children_of(spans, span.context)
+        assert receiver.start_time >= span.start_time and receiver.end_time <= span.end_time
+
+
+@pytest.mark.broker
+@pytest.mark.django_db
 def test_a_message_without_traceparent_starts_a_new_trace(traced, make_topic, spans, connect):
     topic = make_topic()
     produce_traced(traced.KAFKA_CONSUMER["BOOTSTRAP_SERVERS"], topic, 1, traced=False)
