@@ -1,7 +1,7 @@
 """
 Hooks: the extension point for everything that observes the consume loop.
 
-Health probes, Prometheus metrics and APM monitoring are each one :class:`ConsumerHooks`
+Health probes, Prometheus metrics, APM monitoring and tracing are each one :class:`ConsumerHooks`
 subclass; the loop calls every registered hook at the points below and knows nothing else
 about them. A hook must be quick and must not raise: it runs on the loop's thread, between
 messages. :class:`HookEmitter` enforces that in one place: an exception a hook raises is
