@@ -127,7 +127,6 @@ def test_the_consumer_span_continues_the_producers_trace_with_the_messaging_attr
         "messaging.consumer.group.name": traced.KAFKA_CONSUMER["GROUP_ID"],
         "messaging.destination.partition.id": "0",
         "messaging.kafka.offset": 0,
-        "messaging.kafka.message.key": "key-0",
         "messaging.message.id": "evt-7",
         "kafka_consumer_app.outcome": "handled",
     }

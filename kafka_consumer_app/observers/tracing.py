@@ -10,8 +10,7 @@ provider the service configured (``opentelemetry.trace.set_tracer_provider``, or
   messaging semantic conventions' attributes (those of opentelemetry-semantic-conventions 0.66b2):
   ``messaging.system``, ``messaging.destination.name``, ``messaging.operation.type`` and ``.name``
   (``process``), ``messaging.consumer.group.name``, ``messaging.destination.partition.id``,
-  ``messaging.kafka.offset``, ``messaging.kafka.message.key`` (a ``"str"`` KEY_DESERIALIZER only),
-  ``messaging.message.id`` (the CloudEvents ``ce_id`` header) and ``cloudevents.event_type``
+  ``messaging.kafka.offset``, ``messaging.message.id`` (the CloudEvents ``ce_id`` header) and ``cloudevents.event_type``
   (``ce_type``). Its parent is the context that the message's headers carry (``traceparent`` and
   ``tracestate``, through the globally configured propagator); without one it starts a trace.
 - A batch (``batch_signal`` receivers) is one span per attempt, the root of its own trace, linked
@@ -41,7 +40,6 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from kafka_consumer_app import __version__
 from kafka_consumer_app.engine.hooks import FAILED, HANDLED, ConsumerHooks
-from kafka_consumer_app.exceptions import DeserializationError
 from kafka_consumer_app.message import Headers
 
 if TYPE_CHECKING:
@@ -101,16 +99,14 @@ def destination_attributes(config: TopicConfig, topic: str, partition: int) -> d
     }
 
 
-def message_attributes(config: TopicConfig, message: Message) -> dict[str, Any]:
-    """The attributes of one message's span: its offset, and its key, id and event type when it has them."""
+def message_attributes(message: Message) -> dict[str, Any]:
+    """
+    The attributes of one message's span: its offset, and its id and event type when it has them.
+
+    Never its key (which the conventions recommend) nor its value: either may hold personal data, which
+    a trace backend keeps out of the service's reach, so the app records neither, as in its monitoring.
+    """
     attributes: dict[str, Any] = {OFFSET_ATTRIBUTE: message.offset}
-    if config.key_deserializer == "str":  # other keys decode to objects, or cost a decoding the receiver may skip
-        try:
-            key = message.key
-        except DeserializationError:
-            key = None  # the receiver that reads it fails, and the message is malformed
-        if isinstance(key, str):
-            attributes["messaging.kafka.message.key"] = key
     message_id = _header_text(message, MESSAGE_ID_HEADER)
     if message_id is not None:
         attributes["messaging.message.id"] = message_id
@@ -168,7 +164,7 @@ class Tracing(ConsumerHooks):
     def dispatching(self, consumer: ConsumerView, message: Message) -> Iterator[None]:
         """Open the message's consumer span, child of its producer's, and make it current for the receivers."""
         attributes = destination_attributes(consumer.config, message.topic, message.partition)
-        attributes.update(message_attributes(consumer.config, message))
+        attributes.update(message_attributes(message))
         parent = producer_context(message.headers)
         with self._attempt(message.topic, parent, attributes, [], message.partition, [message.offset], single=True):
             yield
