@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -180,7 +180,10 @@ class DeadLettersAdmin(_MarkAdmin):
     def resolve_view(self, request: HttpRequest) -> HttpResponse:
         """POST: mark the chosen letters resolved; nothing is produced."""
         return self._act(
-            request, RESOLVE_PERMISSION, "Resolved", lambda _config, letters, user: dead_letter_marks.resolve(letters, user)
+            request,
+            RESOLVE_PERMISSION,
+            "Resolved",
+            lambda _config, letters, user: dead_letter_marks.resolve(letters, user),
         )
 
     def _act(
@@ -209,7 +212,7 @@ class DeadLettersAdmin(_MarkAdmin):
             + "."
         )
         LogEntry.objects.create(
-            user_id=request.user.pk,
+            user_id=cast(int, request.user.pk),  # an admin view: the user is signed in
             content_type=ContentType.objects.get_for_model(DeadLetterMark),
             object_repr=dlq[:200],
             action_flag=CHANGE,

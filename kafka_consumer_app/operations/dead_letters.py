@@ -157,7 +157,7 @@ def scan(config: TopicConfig, topic: str, wanted: DeadLetterFilter, limit: int =
             if wanted.since is not None:
                 first = reader.offset_at(partition, int(wanted.since.timestamp() * 1000))
                 start = max(start, high if first is None else first)
-            truncated = truncated or start > low and (wanted.since is None or start == high - limit)
+            truncated = truncated or (start > low and (wanted.since is None or start == high - limit))
             for raw in reader.read_range(partition, start, high):
                 read += 1
                 letter = DeadLetter.of(raw)

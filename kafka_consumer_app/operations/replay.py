@@ -205,9 +205,7 @@ def republish(producer: Producer, copies: Sequence[tuple[KafkaMessage, str]], ti
             on_delivery=lambda error, _message, seen=outcome: seen.append(error),  # type: ignore[misc]
         )
     producer.flush(timeout)
-    return [
-        ("no delivery report" if not seen else seen[0].str() if seen[0] is not None else None) for seen in outcomes
-    ]
+    return [("no delivery report" if not seen else seen[0].str() if seen[0] is not None else None) for seen in outcomes]
 
 
 def _describe(raw: KafkaMessage) -> str:
