@@ -87,7 +87,7 @@ security: $(SECURITY_VENV)/.installed ## scan k8s/ with checkov, offline (skips 
 
 upgrade: $(BIN)/python ## recompile requirements/*.txt from the .in files
 	$(BIN)/pip install -q -r requirements/pip-tools.txt
-	cd requirements && for f in base avro openedx postgres test pip-tools dev bench security; do $(PIP_COMPILE) $$f.in -o $$f.txt; done
+	cd requirements && for f in base avro openedx postgres doc test pip-tools dev bench security; do $(PIP_COMPILE) $$f.in -o $$f.txt; done
 
 clean: ## remove the virtualenv, caches and the fetched Kafka jars
 	rm -rf $(VENV) $(SECURITY_VENV) .venv-matrix .cache .pytest_cache .ruff_cache .mypy_cache *.egg-info example/*.sqlite3
