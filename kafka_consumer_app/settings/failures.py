@@ -42,7 +42,8 @@ SETTINGS: DocTable = {
     "HANDLER_HARD_TIMEOUT": (
         None,
         "Seconds after which a stalled receiver makes the process exit non-zero (code 5), so the "
-        "message is redelivered. Default: 90% of max.poll.interval.ms; must stay below it.",
+        "message is redelivered. Default: 90% of max.poll.interval.ms (270 s with librdkafka's default); must "
+        "stay below it.",
     ),
 }
 
@@ -52,7 +53,8 @@ TOPIC_SETTINGS: DocTable = {
     "FAILURE_POLICY": (None, "This topic's failure policy; overrides the top-level one."),
     "DEAD_LETTER_TOPIC": (
         "<kafka topic>-dlt",
-        "Where failed and malformed messages are parked. None disables dead-lettering.",
+        "Where failed and malformed messages are parked, by its Kafka name (with the prefix, e.g. "
+        "'prod-orders-dlt'). None disables dead-lettering.",
     ),
     "CIRCUIT_BREAKER": (5, "This topic's circuit breaker threshold; overrides the top-level one."),
     "HANDLER_SOFT_TIMEOUT": (60.0, "This topic's soft receiver time limit, in seconds."),

@@ -63,7 +63,8 @@ TOPIC_SETTINGS: DocTable = {
     "DESERIALIZER": (
         "json",
         "How message values are decoded: 'json', 'str', 'bytes', 'avro' (Confluent wire format, with "
-        "SCHEMA_REGISTRY), or a dotted path to a callable taking the raw bytes and returning the value.",
+        "SCHEMA_REGISTRY; a record becomes a dict), or a dotted path to a callable taking the raw bytes and "
+        "returning the value. A tombstone (no value) reaches receivers as None.",
     ),
     "KEY_DESERIALIZER": (
         "str",
