@@ -8,7 +8,7 @@ TriggerAuthentication fed by the service's Secret (which is referenced, never re
 
 Everything variable comes from ``KAFKA_CONSUMER`` (see :mod:`kafka_consumer_app.settings.manifests`: the
 per-topic manifest keys and ``MANIFESTS``); the fixed values and why they are what they are
-are explained where they are defined below and in the README's "Deploying on Kubernetes".
+are explained where they are defined below and in docs/how-to/deploy.rst.
 """
 
 from __future__ import annotations

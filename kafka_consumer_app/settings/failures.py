@@ -80,7 +80,7 @@ DEAD_LETTER_SUFFIX = "-dlt"
 #: The values of FAILURE_POLICY.
 FAILURE_POLICIES = ("dead-letter", "stop", "skip")
 
-_RETRY_HINT = "See RETRY in the README: ATTEMPTS >= 1, backoffs >= 0, MULTIPLIER >= 1, 0 <= JITTER <= 1."
+_RETRY_HINT = "See RETRY in the settings reference: ATTEMPTS >= 1, backoffs >= 0, MULTIPLIER >= 1, 0 <= JITTER <= 1."
 _RETRY_CHECKS: dict[str, Callable[[Any], bool]] = {
     "ATTEMPTS": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
     "INITIAL_BACKOFF": non_negative,

@@ -172,7 +172,7 @@ def problems(value: dict[str, Any]) -> list[Problem]:
             Problem(
                 "kafka_consumer_app.E060",
                 f"KAFKA_CONSUMER['MANIFESTS'] must be a dict, not {type(manifests).__name__}",
-                "Write MANIFESTS = {'APP_NAME': '<service>', ...}; see 'Deploying on Kubernetes' in the README.",
+                "Write MANIFESTS = {'APP_NAME': '<service>', ...}; see docs/how-to/deploy.rst.",
             )
         ]
     found = []

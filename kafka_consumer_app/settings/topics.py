@@ -194,7 +194,7 @@ def problems(
             Problem(
                 "kafka_consumer_app.E002",
                 f"settings.KAFKA_CONSUMER must be a dict, not {type(value).__name__}",
-                "Define KAFKA_CONSUMER as a dict of the keys documented in the README.",
+                "Define KAFKA_CONSUMER as a dict of the keys documented in docs/reference/settings.rst.",
             )
         ]
     found = _topic_option_problems(topic) + connection.group_override_problems(group_override)
