@@ -40,6 +40,7 @@ from kafka_consumer_app.settings import (
     offset_store,
     outages,
     schema_registry,
+    tracing,
 )
 from kafka_consumer_app.settings.base import DocTable, Problem, raw_settings, topic_overrides, topic_where
 from kafka_consumer_app.settings.concurrency import ConcurrencyConfig
@@ -48,6 +49,7 @@ from kafka_consumer_app.settings.failures import FailureConfig
 from kafka_consumer_app.settings.health import HealthConfig
 from kafka_consumer_app.settings.offset_store import OffsetStoreConfig
 from kafka_consumer_app.settings.outages import OutageConfig
+from kafka_consumer_app.settings.tracing import TracingConfig
 from kafka_consumer_app.validation import MAX_TOPIC_LENGTH, key_list, topic_name_problem
 
 #: The top-level key of this subject: (default, description).
@@ -88,6 +90,7 @@ SETTINGS_DOC: DocTable = {
     **outages.SETTINGS,
     **control.SETTINGS,
     **health.SETTINGS,
+    **tracing.SETTINGS,
     **manifests.SETTINGS,
     **schema_registry.SETTINGS,
 }
@@ -130,6 +133,7 @@ class TopicConfig:
     outage: OutageConfig = field(default_factory=OutageConfig)
     offsets: OffsetStoreConfig = field(default_factory=OffsetStoreConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    tracing: TracingConfig = field(default_factory=TracingConfig)
 
 
 def get_topic_config(topic: str, group_override: str | None = None, openedx_events: bool | None = None) -> TopicConfig:
@@ -166,6 +170,7 @@ def get_topic_config(topic: str, group_override: str | None = None, openedx_even
         outage=outages.outage_config(top),
         offsets=offset_store.offset_store_config(top, overrides),
         control=control.control_config(top),
+        tracing=tracing.tracing_config(top),
     )
 
 
@@ -345,6 +350,7 @@ _SUBJECT_CHECKS: tuple[_Check, ...] = (
     failures.problems,
     outages.problems,
     control.problems,
+    tracing.problems,
     schema_registry.problems,
     concurrency.problems,
     offset_store.problems,
