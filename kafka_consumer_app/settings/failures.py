@@ -27,12 +27,12 @@ SETTINGS: DocTable = {
     "FAILURE_POLICY": (
         None,
         "What happens to a message after its last attempt: 'dead-letter' (the default when the "
-        "topic has a dead-letter topic), 'stop' (exit non-zero without committing; the default "
+        "topic has a dead-letter topic), 'stop' (exit non-zero, code 3, without committing; the default "
         "otherwise) or 'skip' (log and commit; only when chosen explicitly).",
     ),
     "CIRCUIT_BREAKER": (
         5,
-        "Exit non-zero after this many consecutive messages failed their last attempt, so that "
+        "Exit non-zero (code 3) after this many consecutive messages failed their last attempt, so that "
         "Kubernetes restarts the pod (for example while a database is down). None disables it.",
     ),
     "HANDLER_SOFT_TIMEOUT": (
