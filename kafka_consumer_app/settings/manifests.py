@@ -39,10 +39,7 @@ SETTINGS: DocTable = {
 
 #: The per-topic keys that only consumer_manifests reads; ``MANIFESTS`` may set a default for each.
 TOPIC_SETTINGS: DocTable = {
-    "REPLICAS": (
-        1,
-        "Replicas of the topic's Deployment when KEDA does not scale it; at most PARTITIONS. 0 stops the consumer.",
-    ),
+    "REPLICAS": (1, "Replicas of the Deployment when KEDA does not scale it (at most PARTITIONS; 0 stops it)."),
     "PARTITIONS": (
         None,
         "The topic's partition count: the most replicas that get work. Caps REPLICAS and KEDA's "
