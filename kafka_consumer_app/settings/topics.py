@@ -65,7 +65,8 @@ TOPIC_SETTINGS: DocTable = {
     "DESERIALIZER": (
         "json",
         "How message values are decoded: 'json', 'str', 'bytes', 'avro' (Confluent wire format, with "
-        "SCHEMA_REGISTRY), or a dotted path to a callable taking the raw bytes and returning the value.",
+        "SCHEMA_REGISTRY; a record becomes a dict), or a dotted path to a callable taking the raw bytes and "
+        "returning the value. A tombstone (no value) reaches receivers as None.",
     ),
     "KEY_DESERIALIZER": (
         "str",
@@ -198,7 +199,7 @@ def problems(
             Problem(
                 "kafka_consumer_app.E002",
                 f"settings.KAFKA_CONSUMER must be a dict, not {type(value).__name__}",
-                "Define KAFKA_CONSUMER as a dict of the keys documented in the README.",
+                "Define KAFKA_CONSUMER as a dict of the keys documented in docs/reference/settings.rst.",
             )
         ]
     found = _topic_option_problems(topic) + connection.group_override_problems(group_override)
