@@ -40,6 +40,7 @@ from kafka_consumer_app.settings import (
     offset_store,
     outages,
     schema_registry,
+    share_groups,
 )
 from kafka_consumer_app.settings.base import DocTable, Problem, raw_settings, topic_overrides, topic_where
 from kafka_consumer_app.settings.concurrency import ConcurrencyConfig
@@ -98,6 +99,7 @@ TOPIC_SETTINGS_DOC: DocTable = {
     **offset_store.SETTINGS,
     **failures.TOPIC_SETTINGS,
     **manifests.TOPIC_SETTINGS,
+    **share_groups.TOPIC_SETTINGS,
 }
 
 #: The value deserializer of OPENEDX_EVENTS topics (needs the openedx extra).
@@ -129,6 +131,8 @@ class TopicConfig:
     outage: OutageConfig = field(default_factory=OutageConfig)
     offsets: OffsetStoreConfig = field(default_factory=OffsetStoreConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    #: Experimental: consumed through a share group (SHARE_GROUP, or --share-group).
+    share_group: bool = False
 
 
 def get_topic_config(topic: str, group_override: str | None = None, openedx_events: bool | None = None) -> TopicConfig:
@@ -165,6 +169,7 @@ def get_topic_config(topic: str, group_override: str | None = None, openedx_even
         outage=outages.outage_config(top),
         offsets=offset_store.offset_store_config(top, overrides),
         control=control.control_config(top),
+        share_group=overrides.get("SHARE_GROUP") is True,
     )
 
 
@@ -356,4 +361,5 @@ _TOPIC_CHECKS: tuple[_TopicCheck, ...] = (
     manifests.topic_problems,
     concurrency.topic_problems,
     offset_store.topic_problems,
+    share_groups.topic_problems,
 )
