@@ -46,11 +46,23 @@ def topic_problems(top: dict[str, Any], name: Any, overrides: dict[str, Any]) ->
         ]
     if not share:
         return []
+    if overrides.get("KEDA", _dict(top.get("MANIFESTS")).get("KEDA")) is True:
+        return [keda_problem(where)]
     problem = conflict(
         overrides.get("OFFSET_STORE", top.get("OFFSET_STORE", "kafka")),
         overrides.get("CONCURRENCY", top.get("CONCURRENCY", 1)),
     )
     return [] if problem is None else [Problem(problem[0], f"{where}['SHARE_GROUP'] {problem[1]}", problem[2])]
+
+
+def keda_problem(where: str) -> Problem:
+    """E126: KEDA scales on a consumer group's lag, and has no scaler for share groups yet."""
+    return Problem(
+        "kafka_consumer_app.E126",
+        f"{where} sets SHARE_GROUP with KEDA, which has no share-group scaler yet (its Kafka scalers read a "
+        "consumer group's lag)",
+        "Remove KEDA and set REPLICAS: a share group's replicas are not capped by the partitions.",
+    )
 
 
 def conflict(offset_store: Any, concurrency: Any) -> tuple[str, str, str] | None:
