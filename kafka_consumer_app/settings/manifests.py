@@ -333,12 +333,11 @@ def _consistency_problems(top: dict[str, Any], overrides: dict[str, Any], where:
 
 
 def _replica_problems(top: dict[str, Any], overrides: dict[str, Any], where: str) -> list[Problem]:
-    """E062 and E063: replica counts within PARTITIONS (not for a share group), which KEDA needs."""
+    """E062 and E063: replica counts within PARTITIONS (a share group shares them: not capped), which KEDA needs."""
     values = {key: _manifest_value(top, overrides, key) for key in MANIFEST_TOPIC_KEYS}
     partitions, keda, maximum = values["PARTITIONS"], values["KEDA"], values["MAX_REPLICAS"]
-    found = []
-    shared = overrides.get("SHARE_GROUP") is True  # every replica of a share group shares every partition
-    if partitions is not None and values["REPLICAS"] > partitions and not shared:
+    found: list[Problem] = []
+    if partitions is not None and values["REPLICAS"] > partitions and overrides.get("SHARE_GROUP") is not True:
         found.append(
             Problem(
                 "kafka_consumer_app.E062",
