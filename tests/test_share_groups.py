@@ -9,11 +9,13 @@ Throughput with 1 and 3 consumers of one partition is printed as FIGURES lines, 
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 
 from kafka_consumer_app.engine.dead_letters import HEADER_ATTEMPTS
 from kafka_consumer_app.testing.broker import LocalKafkaBroker, share_groups
@@ -49,6 +51,19 @@ def start(consumers: ConsumerProcesses, broker: LocalKafkaBroker, topic: str, re
     )
 
 
+def produce_in_small_batches(bootstrap: str, topic: str, count: int) -> None:
+    """
+    ``{"id": i, "sleep": SLEEP}`` for i below ``count``, in record batches of at most 10: the broker hands out
+    whole batches (max.poll.records is a soft limit, and librdkafka has no share.acquire.mode), so one big
+    batch would go to one consumer.
+    """
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "batch.num.messages": 10})
+    for index in range(count):
+        producer.produce(topic, json.dumps({"id": index, "sleep": SLEEP}).encode())
+        producer.poll(0)
+    assert producer.flush(30) == 0, "some messages were not delivered"
+
+
 def joined(process) -> bool:
     """Whether the process subscribed (its startup line is out)."""
     return "as share group" in process.output()
@@ -63,7 +78,7 @@ def test_share_group_consumers_of_one_partition_handle_every_message(
     processes = [start(consumers, share_broker, topic, record, group_id) for _ in range(replicas)]
     wait_for(lambda: all(map(joined, processes)), 60, "every consumer to join the share group")
     count = 600
-    produce(share_broker.bootstrap_servers, topic, ({"id": i, "sleep": SLEEP} for i in range(count)))
+    produce_in_small_batches(share_broker.bootstrap_servers, topic, count)
     wait_for(lambda: read_records(record), 60, "the first message handled")
     began = time.monotonic()  # from the first handled: a share consumer's first fetch takes seconds
     wait_for(lambda: len({r.id for r in finished(read_records(record))}) >= count, 60, "every message handled")

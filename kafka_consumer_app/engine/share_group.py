@@ -141,6 +141,8 @@ class ShareGroupConsumer:
         retries = RetryScheduler(config.kafka_topic, lambda: self.outage.active, lambda client, parts: None)
         self.outcomes = Outcomes(config, retries, self.summary, emit, self._reject)
         self.acks: ShareAcks | None = None
+        #: Answers the metadata requests (the topic's existence): a share consumer has no list_topics.
+        self._admin: Any = None
         self._joined = False
         self._last_message_at = time.monotonic()
 
@@ -181,7 +183,7 @@ class ShareGroupConsumer:
 
     def _start(self, client: ShareConsumer) -> None:
         """Start the producer, the watchdog and the hooks; wait for the topic; set the group's start; subscribe."""
-        admin = AdminClient(admin_options(self.config, self.client_errors.on_error))
+        admin = self._admin = AdminClient(admin_options(self.config, self.client_errors.on_error))
         if self.config.failure.policy == "dead-letter":
             self.outcomes.dead_letters = DeadLetterProducer(self.config)
             self.policy.can_park = True
@@ -256,7 +258,7 @@ class ShareGroupConsumer:
             self._last_message_at = time.monotonic()
             self._handle(raw, acks)
         self.progress.report()
-        self.topic_watch.check_still_exists(client)  # type: ignore[arg-type]  # a missing topic's errors only
+        self.topic_watch.check_still_exists(self._admin)
 
     def _handle(self, raw: KafkaMessage, acks: ShareAcks) -> None:
         """Dispatch one message; accept it if every receiver returned, else carry out the policy's decision."""
