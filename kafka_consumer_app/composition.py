@@ -20,12 +20,14 @@ from django.db import connections
 
 from kafka_consumer_app.engine.consumer import EventConsumer, RunOptions
 from kafka_consumer_app.engine.hooks import ConsumerHooks
+from kafka_consumer_app.engine.share_group import ShareGroupConsumer
 from kafka_consumer_app.engine.shutdown import GracefulShutdown, StopRequest
+from kafka_consumer_app.exceptions import ConfigurationError
 from kafka_consumer_app.observers.health import HealthServer, Heartbeat
 from kafka_consumer_app.observers.logs import MessageLog
 from kafka_consumer_app.observers.metrics import ConsumerMetrics
 from kafka_consumer_app.observers.monitoring import Monitoring, monitoring_configured
-from kafka_consumer_app.settings import topics
+from kafka_consumer_app.settings import share_groups, topics
 from kafka_consumer_app.settings.topics import TopicConfig
 from kafka_consumer_app.settings.tracing import OPENTELEMETRY
 
@@ -82,13 +84,28 @@ class ConsumerSpec:
     health_port: int | None = None
     #: True forces the topic to be an ``OPENEDX_EVENTS`` topic; None leaves it to ``TOPICS``.
     openedx_events: bool | None = None
+    #: True consumes through a share group whatever ``SHARE_GROUP`` says (``--share-group``), experimental.
+    share_group: bool = False
 
 
-def build_consumer(spec: ConsumerSpec, stop: StopRequest) -> EventConsumer:
-    """The consumer of ``spec``'s topic with the observers its settings ask for; nothing is connected yet."""
+def topic_config(spec: ConsumerSpec) -> TopicConfig:
+    """The resolved settings of ``spec``'s topic, with the entry point's overrides."""
     config = topics.get_topic_config(spec.topic, spec.group_id, openedx_events=spec.openedx_events)
     if spec.health_port is not None:
         config = dataclasses.replace(config, health=dataclasses.replace(config.health, port=spec.health_port))
+    if spec.share_group and not config.share_group:
+        problem = share_groups.conflict(config.offsets.store, config.concurrency.concurrency)
+        if problem is not None:
+            raise ConfigurationError(f"--share-group {problem[1]} ({problem[0].rsplit('.', 1)[-1]}); {problem[2]}")
+        config = dataclasses.replace(config, share_group=True)
+    return config
+
+
+def build_consumer(spec: ConsumerSpec, stop: StopRequest) -> EventConsumer | ShareGroupConsumer:
+    """The consumer of ``spec``'s topic with the observers its settings ask for; nothing is connected yet."""
+    config = topic_config(spec)
+    if config.share_group:
+        return ShareGroupConsumer(config, spec.run, stop, hooks=hooks_for(config))
     return EventConsumer(config, spec.run, stop, hooks=hooks_for(config))
 
 
@@ -103,4 +120,7 @@ def run_consumer(spec: ConsumerSpec) -> None:
 
 def reset_offsets(spec: ConsumerSpec) -> None:
     """Commit the one-time reset of ``spec.run.reset`` for every partition, without consuming (--reset-only)."""
-    build_consumer(spec, StopRequest()).reset_only()
+    consumer = build_consumer(spec, StopRequest())
+    if isinstance(consumer, ShareGroupConsumer):
+        raise ConfigurationError("--reset-only does not apply to a share group (E123): it has no offsets to reset.")
+    consumer.reset_only()

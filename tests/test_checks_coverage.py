@@ -90,6 +90,7 @@ TOPIC_CASES = {
     "BATCH_WAIT": "soon",
     "OFFSET_STORE": None,
     "DATABASE": 0,
+    "SHARE_GROUP": "yes",
 }
 
 #: A wrong value of every RETRY key (top level).

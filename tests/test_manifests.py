@@ -552,6 +552,8 @@ def test_the_command_prints_yaml_or_writes_a_directory_and_removes_only_its_own_
             "maps no username and no password",
         ),
         ({"TOPICS": {"a": {"REPLICAS": 5, "PARTITIONS": 4}}}, {}, "E062"),
+        ({"TOPICS": {"a": {"SHARE_GROUP": True, "PARTITIONS": 2}}}, {"keda": True}, "E126"),
+        ({"TOPICS": {"a": {"SHARE_GROUP": True, "KEDA": True, "PARTITIONS": 2}}}, {}, "E126"),
     ],
 )
 def test_the_command_refuses_settings_that_would_not_work_with_one_line(settings, kafka_consumer, options, message):
@@ -559,6 +561,16 @@ def test_the_command_refuses_settings_that_would_not_work_with_one_line(settings
     with pytest.raises(CommandError, match=re.escape(message)) as raised:
         call_command("consumer_manifests", image=IMAGE, stdout=StringIO(), **options)
     assert "\n" not in str(raised.value)
+
+
+def test_a_share_group_deployment_has_more_replicas_than_partitions_and_no_keda_scaler(settings):
+    topics = {"orders": {"SHARE_GROUP": True, "REPLICAS": 6, "PARTITIONS": 1}}
+    settings.KAFKA_CONSUMER = {**settings.KAFKA_CONSUMER, "HEARTBEAT_FILE": None, "TOPICS": topics}
+    items = rendered_objects(IMAGE)
+    (deployment,) = of_kind(items, "Deployment")
+    assert deployment["spec"]["replicas"] == 6  # every replica of a share group shares the one partition
+    assert container_of(deployment)["command"] == ["python", "manage.py", "consume_events", "--topic", "orders"]
+    assert not of_kind(items, "ScaledObject")
 
 
 # -- against the real broker: the container's exact command and probe ------------------------------------------

@@ -5,13 +5,13 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
 
 from kafka_consumer_app.engine.client import admin_options, producer_options
 from kafka_consumer_app.engine.consumer import EventConsumer
 from kafka_consumer_app.exceptions import ConfigurationError
-from kafka_consumer_app.settings import topics
+from kafka_consumer_app.settings import share_groups, topics
 from kafka_consumer_app.settings.base import Problem
 from kafka_consumer_app.settings.connection import MANAGED_OPTIONS
 from kafka_consumer_app.settings.topics import get_topic_config
@@ -346,3 +346,37 @@ def test_the_producer_and_admin_clients_reach_the_cluster_as_the_consumer_does(s
         assert {key: options.get(key) for key in shared} == shared
         assert options["bootstrap.servers"] == "127.0.0.1:9092"
         assert "session.timeout.ms" not in options  # a consumer-only option stays with the consumer
+
+
+@pytest.mark.parametrize(
+    ("topic", "check"),
+    [
+        ({"SHARE_GROUP": 1}, "E120"),
+        ({"SHARE_GROUP": True, "OFFSET_STORE": "database"}, "E121"),
+        ({"SHARE_GROUP": True, "CONCURRENCY": 4}, "E122"),
+    ],
+)
+def test_share_group_settings_that_make_no_sense_are_refused_with_one_line(settings, topic, check):
+    settings.KAFKA_CONSUMER = {"BOOTSTRAP_SERVERS": "kafka:9092", "GROUP_ID": "svc", "TOPICS": {"orders": topic}}
+    found = [problem for problem in topics.problems() if problem.id.endswith(check)]
+    assert found and "SHARE_GROUP" in found[0].msg and found[0].hint and "\n" not in found[0].one_line()
+
+
+def test_share_group_retries_past_the_broker_delivery_limit_are_warned_about(settings):
+    orders = {"SHARE_GROUP": True, "RETRY": {"ATTEMPTS": 8}}
+    settings.KAFKA_CONSUMER = {"BOOTSTRAP_SERVERS": "kafka:9092", "GROUP_ID": "svc", "TOPICS": {"orders": orders}}
+    (warning,) = share_groups.delivery_limit_warnings()
+    assert warning.id.endswith("W125") and "share.delivery.count.limit" in warning.hint
+
+
+def test_share_group_option_refuses_concurrency_with_one_line(settings):
+    settings.KAFKA_CONSUMER = {"BOOTSTRAP_SERVERS": "kafka:9092", "GROUP_ID": "svc", "CONCURRENCY": 4}
+    with pytest.raises(CommandError, match=r"^--share-group excludes CONCURRENCY 4:.*E122") as raised:
+        call_command("consume_events", "--topic", "orders", "--share-group")
+    assert "\n" not in str(raised.value)
+
+
+def test_share_group_option_refuses_from_beginning_with_one_line(settings):
+    settings.KAFKA_CONSUMER = {"BOOTSTRAP_SERVERS": "kafka:9092", "GROUP_ID": "svc"}
+    with pytest.raises(CommandError, match=r"--from-beginning and --offset-time do not apply to a share group"):
+        call_command("consume_events", "--topic", "orders", "--share-group", "--from-beginning")

@@ -41,7 +41,7 @@ from kafka_consumer_app.operations.kubernetes import (
     topic_object_name,
     trigger_authentication_object,
 )
-from kafka_consumer_app.settings import base, kubernetes
+from kafka_consumer_app.settings import base, kubernetes, share_groups
 from kafka_consumer_app.settings import health as health_settings
 from kafka_consumer_app.settings import manifests as manifest_settings
 from kafka_consumer_app.settings import topics as topic_settings
@@ -157,6 +157,8 @@ def plan_topic(topic: str, keda: bool = False) -> TopicPlan:
         raise ManifestError(found[0].one_line())
     config = topic_settings.get_topic_config(topic)
     uses_keda = keda or bool(manifest_settings.manifest_setting(topic, "KEDA"))
+    if uses_keda and config.share_group:
+        raise ManifestError(share_groups.keda_problem(f"--keda: topic {topic!r}").one_line())
     sasl, tls = keda_security(config.consumer_config)
     if uses_keda:
         _check_keda_auth(topic, sasl)

@@ -8,7 +8,7 @@ from typing import Any
 from django.core import checks
 from django.db import DatabaseError, connections
 
-from kafka_consumer_app.settings import concurrency, health, topics
+from kafka_consumer_app.settings import concurrency, health, share_groups, topics
 
 TAG = "kafka_consumer_app"
 
@@ -27,8 +27,9 @@ def check_health_port(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 
 @checks.register(TAG)
 def check_concurrency(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Warn about settings that are valid but likely wrong: more worker threads than databases usually allow."""
-    return [checks.Warning(problem.msg, hint=problem.hint, id=problem.id) for problem in concurrency.thread_warnings()]
+    """Warn about settings that are valid but likely wrong: more threads than databases allow, retries past a limit."""
+    found = concurrency.thread_warnings() + share_groups.delivery_limit_warnings()
+    return [checks.Warning(problem.msg, hint=problem.hint, id=problem.id) for problem in found]
 
 
 @checks.register(TAG, checks.Tags.database)

@@ -333,11 +333,11 @@ def _consistency_problems(top: dict[str, Any], overrides: dict[str, Any], where:
 
 
 def _replica_problems(top: dict[str, Any], overrides: dict[str, Any], where: str) -> list[Problem]:
-    """E062 and E063: replica counts within PARTITIONS, which KEDA needs."""
+    """E062 and E063: replica counts within PARTITIONS (a share group shares them: not capped), which KEDA needs."""
     values = {key: _manifest_value(top, overrides, key) for key in MANIFEST_TOPIC_KEYS}
     partitions, keda, maximum = values["PARTITIONS"], values["KEDA"], values["MAX_REPLICAS"]
-    found = []
-    if partitions is not None and values["REPLICAS"] > partitions:
+    found: list[Problem] = []
+    if partitions is not None and values["REPLICAS"] > partitions and overrides.get("SHARE_GROUP") is not True:
         found.append(
             Problem(
                 "kafka_consumer_app.E062",

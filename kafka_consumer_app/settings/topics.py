@@ -41,6 +41,7 @@ from kafka_consumer_app.settings import (
     outages,
     schema_registry,
     tracing,
+    share_groups,
 )
 from kafka_consumer_app.settings.base import DocTable, Problem, raw_settings, topic_overrides, topic_where
 from kafka_consumer_app.settings.concurrency import ConcurrencyConfig
@@ -102,6 +103,7 @@ TOPIC_SETTINGS_DOC: DocTable = {
     **offset_store.SETTINGS,
     **failures.TOPIC_SETTINGS,
     **manifests.TOPIC_SETTINGS,
+    **share_groups.TOPIC_SETTINGS,
 }
 
 #: The value deserializer of OPENEDX_EVENTS topics (needs the openedx extra).
@@ -134,6 +136,8 @@ class TopicConfig:
     offsets: OffsetStoreConfig = field(default_factory=OffsetStoreConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     tracing: TracingConfig = field(default_factory=TracingConfig)
+    #: Experimental: consumed through a share group (SHARE_GROUP, or --share-group).
+    share_group: bool = False
 
 
 def get_topic_config(topic: str, group_override: str | None = None, openedx_events: bool | None = None) -> TopicConfig:
@@ -171,6 +175,7 @@ def get_topic_config(topic: str, group_override: str | None = None, openedx_even
         offsets=offset_store.offset_store_config(top, overrides),
         control=control.control_config(top),
         tracing=tracing.tracing_config(top),
+        share_group=overrides.get("SHARE_GROUP") is True,
     )
 
 
@@ -363,4 +368,5 @@ _TOPIC_CHECKS: tuple[_TopicCheck, ...] = (
     manifests.topic_problems,
     concurrency.topic_problems,
     offset_store.topic_problems,
+    share_groups.topic_problems,
 )

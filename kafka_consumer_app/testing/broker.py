@@ -25,6 +25,7 @@ from kafka_consumer_app.testing.jars import (
     fetch,
     free_port,
     kafka_version,
+    share_groups,
 )
 from kafka_consumer_app.testing.kraft import LocalKafkaBroker
 
@@ -37,6 +38,7 @@ __all__ = [
     "free_port",
     "kafka_version",
     "main",
+    "share_groups",
 ]
 
 

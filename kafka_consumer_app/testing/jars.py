@@ -148,11 +148,34 @@ KAFKA_4_PROPERTIES = {
 }
 
 
+#: Share groups (KIP-932) are on by default from Kafka 4.2 (a new cluster is formatted with the
+#: ``share.version`` feature, and the group coordinator serves the share protocol): nothing enables
+#: them. These only make a share consumer's first fetch come in seconds rather than about a minute:
+#: its membership and assignment move at the heartbeat and assignment intervals (5 s and more by
+#: default). A 4.2 or 4.3 broker logs the assignment keys as unknown and ignores them.
+SHARE_GROUP_PROPERTIES = {
+    "group.share.heartbeat.interval.ms": "1000",
+    "group.share.min.heartbeat.interval.ms": "500",
+    "group.share.assignment.interval.ms": "500",
+    "group.share.min.assignment.interval.ms": "100",
+}
+
+#: The oldest release with share groups on by default.
+SHARE_GROUPS_SINCE = (4, 2)
+
+
+def share_groups(version: str) -> bool:
+    """Whether Apache Kafka ``version`` serves share groups (KIP-932) as it starts, with nothing to enable."""
+    return version_tuple(version) >= SHARE_GROUPS_SINCE
+
+
 def default_properties(version: str) -> dict[str, str]:
     """The single-node settings that ``version`` understands (see :data:`DEFAULT_PROPERTIES`)."""
     props = dict(DEFAULT_PROPERTIES)
     if version_tuple(version) >= (4,):
         props.update(KAFKA_4_PROPERTIES)
+    if share_groups(version):
+        props.update(SHARE_GROUP_PROPERTIES)
     return props
 
 

@@ -112,6 +112,11 @@ class Command(BaseCommand):
             metavar="PORT",
             help="Serve /healthz, /readyz and /metrics on this port; overrides KAFKA_CONSUMER['HEALTH_PORT'].",
         )
+        parser.add_argument(
+            "--share-group",
+            action="store_true",
+            help="Experimental: consume through a Kafka share group (KIP-932); see SHARE_GROUP in the README.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the topic's consumer until a clean stop; turn fatal errors into one line."""
@@ -131,6 +136,7 @@ class Command(BaseCommand):
                     reset=offset_reset(options),
                 ),
                 health_port=options.get("health_port"),
+                share_group=options.get("share_group", False),
             )
             if options["reset_only"]:
                 reset_offsets(spec)
