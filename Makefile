@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help requirements kafka postgres chromium test test-matrix quality demo bench upgrade clean manifests render-manifests \
+.PHONY: help requirements kafka postgres chromium screenshots test test-matrix quality demo bench upgrade clean manifests render-manifests \
 	security
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -47,6 +47,10 @@ chromium: ## install headless Chromium and its driver (Debian's chromium, chromi
 		$$sudo apt-get update && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; }
 	@"$(CHROMEDRIVER)" --version
+
+# The browser tests save a screenshot of each page they visit; a run in which they all pass copies them here.
+screenshots: requirements kafka chromium ## refresh docs/images/ with the browser tests' screenshots of the operator console
+	KAFKA_CONSUMER_APP_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -m browser -q
 
 quality: requirements ## lint (ruff), layer contracts (import-linter), types (mypy --strict), Django's system checks
 	$(BIN)/ruff check kafka_consumer_app tests example benchmarks setup.py .ci/matrix
