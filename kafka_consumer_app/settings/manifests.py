@@ -2,8 +2,9 @@
 The Kubernetes manifests that ``consumer_manifests`` renders: MANIFESTS and the per-topic manifest keys.
 
 Keys: MANIFESTS (its service-wide keys in ``MANIFESTS_DOC``) and, per topic, REPLICAS,
-PARTITIONS, KEDA, MIN_REPLICAS, MAX_REPLICAS, LAG_THRESHOLD, MEMORY_REQUEST, MEMORY_LIMIT and
-CPU_REQUEST, each of which MANIFESTS may also set for every topic. Only
+PARTITIONS, KEDA, MIN_REPLICAS, MAX_REPLICAS, LAG_THRESHOLD, ACTIVATION_LAG_THRESHOLD,
+LIMIT_TO_PARTITIONS_WITH_LAG, EXCLUDE_PERSISTENT_LAG, MEMORY_REQUEST, MEMORY_LIMIT and CPU_REQUEST,
+each of which MANIFESTS may also set for every topic. Only
 :mod:`kafka_consumer_app.operations.manifests` reads them; the consumer does not.
 """
 
@@ -52,6 +53,22 @@ TOPIC_SETTINGS: DocTable = {
     "MIN_REPLICAS": (1, "KEDA's minReplicaCount; 0 lets KEDA scale the consumer to zero while there is no lag."),
     "MAX_REPLICAS": (None, "KEDA's maxReplicaCount. Default, and upper bound: PARTITIONS."),
     "LAG_THRESHOLD": (100, "KEDA's lagThreshold: the consumer lag per replica that KEDA scales towards."),
+    "ACTIVATION_LAG_THRESHOLD": (
+        0,
+        "KEDA's activationLagThreshold: with MIN_REPLICAS 0, the lag above which KEDA starts the first replica. "
+        "0 wakes the consumer for the first message; raise it to let a small backlog wait.",
+    ),
+    "LIMIT_TO_PARTITIONS_WITH_LAG": (
+        True,
+        "KEDA's limitToPartitionsWithLag: never more replicas than partitions with lag, since a replica can "
+        "only help a partition that has some.",
+    ),
+    "EXCLUDE_PERSISTENT_LAG": (
+        True,
+        "KEDA's excludePersistentLag: leave out the lag of a partition whose committed offset has not moved "
+        "since KEDA's last poll (stuck, retrying or paused), so that it does not scale out for ever. KEDA still "
+        "counts it to wake a consumer scaled to zero.",
+    ),
     "MEMORY_REQUEST": ("256Mi", "The consumer container's memory request (a Kubernetes quantity)."),
     "MEMORY_LIMIT": (
         None,
@@ -255,7 +272,14 @@ def _service_option_problems(manifests: dict[str, Any]) -> list[Problem]:
 def _key_problems(scope: dict[str, Any], where: str) -> list[Problem]:
     """Types and ranges of the per-topic manifest keys present in ``scope`` (a topic, or the MANIFESTS defaults)."""
     found = []
-    counts = {"REPLICAS": 0, "PARTITIONS": 1, "MIN_REPLICAS": 0, "MAX_REPLICAS": 1, "LAG_THRESHOLD": 1}
+    counts = {
+        "REPLICAS": 0,
+        "PARTITIONS": 1,
+        "MIN_REPLICAS": 0,
+        "MAX_REPLICAS": 1,
+        "LAG_THRESHOLD": 1,
+        "ACTIVATION_LAG_THRESHOLD": 0,
+    }
     for key, minimum in counts.items():
         if key not in scope or (key in ("PARTITIONS", "MAX_REPLICAS") and scope[key] is None):
             continue
@@ -267,14 +291,16 @@ def _key_problems(scope: dict[str, Any], where: str) -> list[Problem]:
                     f"Set {key} to a whole number, or remove it for the default.",
                 )
             )
-    if "KEDA" in scope and not isinstance(scope["KEDA"], bool):
-        found.append(
-            Problem(
-                "kafka_consumer_app.E063",
-                f"{where}['KEDA'] must be True or False, not {scope['KEDA']!r}",
-                "Set KEDA = True to scale the topic's consumers on lag with KEDA.",
+    switches = {
+        "KEDA": "Set KEDA = True to scale the topic's consumers on lag with KEDA.",
+        "LIMIT_TO_PARTITIONS_WITH_LAG": "Remove it for the default, True.",
+        "EXCLUDE_PERSISTENT_LAG": "Remove it for the default, True.",
+    }
+    for key, hint in switches.items():
+        if key in scope and not isinstance(scope[key], bool):
+            found.append(
+                Problem("kafka_consumer_app.E063", f"{where}['{key}'] must be True or False, not {scope[key]!r}", hint)
             )
-        )
     return found + _quantity_problems(scope, where)
 
 
