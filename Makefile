@@ -1,6 +1,6 @@
 .DEFAULT_GOAL := help
-.PHONY: help requirements kafka registry postgres chromium screenshots test test-matrix quality demo bench upgrade clean \
-	manifests render-manifests \
+.PHONY: help requirements kafka registry postgres chromium screenshots test test-matrix quality docs demo bench upgrade \
+	clean manifests render-manifests \
 	security
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -57,14 +57,19 @@ screenshots: requirements kafka chromium ## refresh docs/images/ with the browse
 	KAFKA_CONSUMER_APP_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -m browser -q
 
 quality: requirements ## lint (ruff), layer contracts (import-linter), types (mypy --strict), Django's system checks
-	$(BIN)/ruff check kafka_consumer_app tests example benchmarks setup.py .ci/matrix
-	$(BIN)/ruff format --check kafka_consumer_app tests example benchmarks setup.py .ci/matrix
+	$(BIN)/ruff check kafka_consumer_app tests example benchmarks docs setup.py .ci/matrix
+	$(BIN)/ruff format --check kafka_consumer_app tests example benchmarks docs setup.py .ci/matrix
 	$(BIN)/lint-imports
 	PYTHONPATH=.:example $(BIN)/mypy
 	DJANGO_SETTINGS_MODULE=example_project.settings $(BIN)/python example/manage.py check
 
-test: requirements kafka registry postgres chromium quality security ## set everything up and run the whole suite against a real broker
+test: requirements kafka registry postgres chromium quality security docs ## set everything up and run the whole suite against a real broker
 	$(BIN)/pytest
+
+# -E rereads every page: the reference pages render the code's settings tables and the commands' parsers, which
+# an incremental build would not notice changing (and it would not repeat the warnings of unchanged pages).
+docs: requirements ## build the documentation site into docs/_build/html (warnings are errors, every reference must resolve)
+	$(BIN)/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
 
 # The other cells of the support matrix (.ci/matrix --list names them), each in its own virtualenv under
 # .venv-matrix/. CELLS picks some: make test-matrix CELLS="py313-django61 py311-django52-kafka39".
@@ -107,7 +112,7 @@ security: $(SECURITY_VENV)/.installed ## scan k8s/ with checkov, offline (skips 
 
 upgrade: $(BIN)/python ## recompile requirements/*.txt from the .in files
 	$(BIN)/pip install -q -r requirements/pip-tools.txt
-	cd requirements && for f in base avro openedx postgres test pip-tools dev bench security; do $(PIP_COMPILE) $$f.in -o $$f.txt; done
+	cd requirements && for f in base avro openedx postgres otel doc test pip-tools dev bench security; do $(PIP_COMPILE) $$f.in -o $$f.txt; done
 
 clean: ## remove the virtualenv, caches, the fetched Kafka jars and Apicurio Registry
-	rm -rf $(VENV) $(SECURITY_VENV) .venv-matrix .cache .pytest_cache .ruff_cache .mypy_cache *.egg-info example/*.sqlite3
+	rm -rf $(VENV) $(SECURITY_VENV) .venv-matrix docs/_build .cache .pytest_cache .ruff_cache .mypy_cache *.egg-info example/*.sqlite3

@@ -53,6 +53,7 @@ TOP_LEVEL_CASES = {
     "DATABASE_ERRORS": ["no_such_module_xyz.Down"],
     "DATABASE_OUTAGE_TIMEOUT": 0,
     "CONTROL_INTERVAL": -5,
+    "TRACING": "zipkin",
     "OFFSET_STORE": "redis",
     "DATABASE": "nowhere",
 }

@@ -110,7 +110,7 @@ def _new_client(config: dict[str, Any]) -> SchemaRegistryClient:
         # The message names the option, never its value: the options include the credentials.
         raise ConfigurationError(
             f"KAFKA_CONSUMER['SCHEMA_REGISTRY'] is not a valid registry client configuration ({type(error).__name__}: "
-            f"{_without_secrets(str(error), config)}); see SCHEMA_REGISTRY in the README"
+            f"{_without_secrets(str(error), config)}); see SCHEMA_REGISTRY in docs/reference/settings.rst"
         ) from None
 
 

@@ -6,7 +6,7 @@ and writes the files; this module knows Kubernetes: object names and labels with
 limits, the Deployment (exec-form ``consume_events``, probes, the restricted Pod Security
 profile), the PodDisruptionBudget, the KEDA ScaledObject and TriggerAuthentication, and the
 ConfigMap. The fixed values, and why they are what they are, are explained where they are
-defined below and in the README's "Deploying on Kubernetes".
+defined below and in docs/how-to/deploy.rst.
 """
 
 from __future__ import annotations

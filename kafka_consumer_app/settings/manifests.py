@@ -39,7 +39,7 @@ SETTINGS: DocTable = {
 
 #: The per-topic keys that only consumer_manifests reads; ``MANIFESTS`` may set a default for each.
 TOPIC_SETTINGS: DocTable = {
-    "REPLICAS": (1, "Replicas of the topic's Deployment when KEDA does not scale it; at most PARTITIONS."),
+    "REPLICAS": (1, "Replicas of the Deployment when KEDA does not scale it (at most PARTITIONS; 0 stops it)."),
     "PARTITIONS": (
         None,
         "The topic's partition count: the most replicas that get work. Caps REPLICAS and KEDA's "
@@ -72,8 +72,8 @@ TOPIC_SETTINGS: DocTable = {
     "MEMORY_REQUEST": ("256Mi", "The consumer container's memory request (a Kubernetes quantity)."),
     "MEMORY_LIMIT": (
         None,
-        "The consumer container's memory limit. Default: MEMORY_REQUEST, so the pod is never evicted for "
-        "using memory it was not guaranteed.",
+        "The consumer container's memory limit, at least the request. Default: MEMORY_REQUEST, so the pod "
+        "is never evicted for using memory it was not guaranteed.",
     ),
     "CPU_REQUEST": ("100m", "The consumer container's CPU request. No CPU limit is set: throttling stalls the loop."),
 }
@@ -103,7 +103,7 @@ MANIFESTS_DOC: DocTable = {
         {},
         "KEDA Kafka scaler authentication parameters mapped to keys of SECRET, e.g. {'username': "
         "'KAFKA_USERNAME', 'password': 'KAFKA_PASSWORD'}: rendered as a TriggerAuthentication. sasl and tls "
-        "are derived from CONSUMER_CONFIG unless mapped here.",
+        "are derived from CONSUMER_CONFIG unless mapped here. Required with SASL PLAIN or SCRAM.",
     ),
     "KEDA_SCALER": (
         "kafka",
@@ -169,7 +169,7 @@ def problems(value: dict[str, Any]) -> list[Problem]:
             Problem(
                 "kafka_consumer_app.E060",
                 f"KAFKA_CONSUMER['MANIFESTS'] must be a dict, not {type(manifests).__name__}",
-                "Write MANIFESTS = {'APP_NAME': '<service>', ...}; see 'Deploying on Kubernetes' in the README.",
+                "Write MANIFESTS = {'APP_NAME': '<service>', ...}; see docs/how-to/deploy.rst.",
             )
         ]
     found = []
