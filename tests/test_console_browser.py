@@ -4,8 +4,10 @@ The operator console as a person uses it: real headless Chromium on the live ser
 Users log in through the admin's login form. The Consumer groups page shows the lag of a group that
 ``consume_events`` left behind (produced minus consumed); Pause and Resume are buttons that change the
 control row and write a LogEntry each; staff without the view permission get the admin's 403 page, and
-a user who is not staff does not get past the login form. Each page is saved as a screenshot
-(tests/browser_utils.py: ``make screenshots`` refreshes docs/images/ with them).
+a user who is not staff does not get past the login form. A letter parked by a real ``consume_events``
+run is found on the Dead letters list, opened, and replayed once: a running fixed consumer handles the
+copy, and a reload and a second Replay of everything matching produce nothing more. Each page is saved
+as a screenshot (tests/browser_utils.py: ``make screenshots`` refreshes docs/images/ with them).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.urls import reverse
+from selenium.webdriver.support.ui import Select
 
-from kafka_consumer_app.models import ConsumerControl
+from kafka_consumer_app.models import ConsumerControl, DeadLetterMark
 
 from .browser_utils import Browser
-from .kafka_utils import produce
+from .kafka_utils import produce, read_records, wait_for
+from .test_console_dead_letters import end_offset
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
@@ -135,3 +139,65 @@ def test_a_user_who_is_not_staff_does_not_get_past_the_login_form(browser, accou
 
     assert "/login/" in browser.driver.current_url and configured_topic not in browser.text()
     assert error.is_displayed() and browser.missing("input[name=pause]")
+
+
+@pytest.fixture
+def parked_letter(kafka_settings, kafka_broker, tmp_path, consumers):
+    """
+    A topic whose ``consume_events`` run parked id 1 (its receiver failed) at offset 0 of ``<topic>-dlt``.
+
+    Returns ``(topic, dead-letter topic, record file)``; the run has exited.
+    """
+    servers = kafka_broker.bootstrap_servers
+    topic = f"payments-{uuid.uuid4().hex[:6]}"
+    kafka_broker.create_topic(topic, 1)
+    kafka_broker.create_topic(f"{topic}-dlt", 1)
+    kafka_settings.KAFKA_CONSUMER = {
+        **kafka_settings.KAFKA_CONSUMER,
+        "FAILURE_POLICY": "dead-letter",
+        "TOPICS": {topic: {}},
+    }
+    produce(servers, topic, [{"id": 0}, {"id": 1, "fail": True}])
+    record = tmp_path / "records.txt"
+    group = kafka_settings.KAFKA_CONSUMER["GROUP_ID"]
+    env = {"KAFKA_FAILURE_POLICY": "dead-letter", "KAFKA_RETRY_ATTEMPTS": "1"}
+    parking = consumers.start(servers, topic, record, "--idle-timeout", "2", group=group, env=env)
+    assert parking.wait(60) == 0, parking.output()
+    return topic, f"{topic}-dlt", record
+
+
+def test_an_operator_replays_a_parked_letter_once_and_the_running_consumer_handles_it_once(
+    browser, account, parked_letter, kafka_settings, consumers
+):
+    topic, dlq, record = parked_letter
+    servers, group = kafka_settings.KAFKA_CONSUMER["BOOTSTRAP_SERVERS"], kafka_settings.KAFKA_CONSUMER["GROUP_ID"]
+    env = {"KAFKA_FAILURE_POLICY": "dead-letter", "TESTAPP_FIXED": "1"}
+    fixed = consumers.start(servers, topic, record, group=group, env=env)
+    account("operator", "view_deadlettermark", "view_dead_letter_payload", "replay_dead_letters")
+    letters = f"{reverse('admin:kafka_consumer_app_deadlettermark_changelist')}?dlq={dlq}"
+
+    browser.open(letters)
+    browser.log_in("operator", PASSWORD)
+    browser.wait("tr.dead-letter#dead-letter-0-0 span.state-parked")
+    browser.screenshot("console-dead-letters")
+    browser.click("#dead-letter-0-0 a.dead-letter-detail")
+    browser.wait("#dead-letter-detail")
+    browser.screenshot("console-dead-letter")
+    browser.open(letters)
+    browser.wait("#dead-letter-0-0 input.dead-letter-select").click()
+    browser.click("#replay-button")
+    browser.wait("#dead-letter-0-0 span.state-replayed")
+    handled = wait_for(
+        lambda: [r.id for r in read_records(record) if r.pid == fixed.pid and r.kind == "topic"],
+        timeout=30,
+        what="the running consumer to handle the replayed copy",
+    )
+    browser.driver.refresh()
+    browser.wait("#dead-letter-0-0 span.state-replayed")
+    Select(browser.wait("#action-scope")).select_by_value("matching")
+    browser.click("#replay-button")
+    browser.wait("#dead-letter-0-0 span.state-replayed")
+
+    assert handled == [1]
+    assert end_offset(servers, topic) == 3, "the letter was replayed more than once"
+    assert list(DeadLetterMark.objects.values_list("offset", "state", "changed_by")) == [(0, "replayed", "operator")]
