@@ -1,5 +1,6 @@
 .DEFAULT_GOAL := help
-.PHONY: help requirements kafka registry postgres test test-matrix quality docs demo bench upgrade clean manifests render-manifests \
+.PHONY: help requirements kafka registry postgres chromium screenshots test test-matrix quality docs demo bench upgrade \
+	clean manifests render-manifests \
 	security
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -39,6 +40,22 @@ postgres: requirements ## install PostgreSQL's server (Debian's postgresql packa
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql && \
 		$(BIN)/python -m kafka_consumer_app.testing.postgres check; }
 
+# The browser tests (tests/test_console_browser.py) drive headless Chromium through its WebDriver, both Debian's,
+# at these paths (the tests read the same variables). Debian's packages are installed only when either is missing.
+export CHROMIUM ?= /usr/bin/chromium
+export CHROMEDRIVER ?= /usr/bin/chromedriver
+
+chromium: ## install headless Chromium and its driver (Debian's chromium, chromium-driver) unless they are installed already
+	@{ [ -x "$(CHROMIUM)" ] && [ -x "$(CHROMEDRIVER)" ]; } || { \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; }
+	@"$(CHROMEDRIVER)" --version
+
+# The browser tests save a screenshot of each page they visit; a run in which they all pass copies them here.
+screenshots: requirements kafka chromium ## refresh docs/images/ with the browser tests' screenshots of the operator console
+	KAFKA_CONSUMER_APP_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -m browser -q
+
 quality: requirements ## lint (ruff), layer contracts (import-linter), types (mypy --strict), Django's system checks
 	$(BIN)/ruff check kafka_consumer_app tests example benchmarks docs setup.py .ci/matrix
 	$(BIN)/ruff format --check kafka_consumer_app tests example benchmarks docs setup.py .ci/matrix
@@ -46,7 +63,7 @@ quality: requirements ## lint (ruff), layer contracts (import-linter), types (my
 	PYTHONPATH=.:example $(BIN)/mypy
 	DJANGO_SETTINGS_MODULE=example_project.settings $(BIN)/python example/manage.py check
 
-test: requirements kafka registry postgres quality security docs ## set everything up and run the whole suite against a real broker
+test: requirements kafka registry postgres chromium quality security docs ## set everything up and run the whole suite against a real broker
 	$(BIN)/pytest
 
 # -E rereads every page: the reference pages render the code's settings tables and the commands' parsers, which

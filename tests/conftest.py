@@ -1,7 +1,8 @@
 """
 Fixtures: one real Apache Kafka broker per test session, and a fresh topic per test; one real
 PostgreSQL server per test session (started only if a test asks for it), and a fresh database per test;
-one real schema registry (Apicurio Registry) per test session, started only if a test asks for it.
+one real schema registry (Apicurio Registry) per test session, started only if a test asks for it;
+one headless Chromium per test session (started only if a test asks for it), logged out for each test.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +21,7 @@ from kafka_consumer_app.testing.broker import KAFKA_VERSION_ENV, LocalKafkaBroke
 from kafka_consumer_app.testing.postgres import LocalPostgres
 from kafka_consumer_app.testing.registry import LocalSchemaRegistry
 
+from .browser_utils import Browser, publish_screenshots, start_chromium
 from .kafka_utils import ConsumerProcesses, report_figures
 from .postgres_utils import PostgresDatabase
 
@@ -102,6 +106,39 @@ def postgres_database(postgres_server: LocalPostgres) -> Iterator[PostgresDataba
     finally:
         database.close()
         postgres_server.drop_database(database.name)
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Where the browser tests save their screenshots; a session without failures then publishes them."""
+    directory = tmp_path_factory.mktemp("screenshots")
+    yield directory
+    if request.session.testsfailed == 0:
+        publish_screenshots(directory)
+
+
+@pytest.fixture(scope="session")
+def chromium(live_server: Any) -> Iterator[Any]:
+    """
+    Headless Chromium through Debian's chromedriver; if it cannot start, every test using it errors.
+
+    It quits before the live server stops: the server's threads still serving its open connections
+    close them with the database connection they share, which must still be shared then.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a driver or a browser
+        driver = start_chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def browser(chromium: Any, live_server: Any, screenshot_dir: Path) -> Browser:
+    """The session's Chromium, logged out, on this test's live server (which brings transactional_db)."""
+    chromium.delete_all_cookies()
+    return Browser(chromium, live_server.url, screenshot_dir)
 
 
 @pytest.fixture
