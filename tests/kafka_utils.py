@@ -238,9 +238,15 @@ def settings_env(directory: Path, extra: str = "", **kafka_consumer: Any) -> dic
     }
 
 
-#: What a group's description may answer while its coordinator loads (the group's offsets partition) or moves.
+#: What a group's description may answer while its coordinator loads (the group's offsets partition) or moves,
+#: or while a busy broker answers late: the group is not known to be stable yet, and the caller asks again.
 COORDINATOR_MOVING = frozenset(
-    {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE}
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError._TIMED_OUT,
+    }
 )
 
 
@@ -250,7 +256,8 @@ def group_assignment(bootstrap: str, group: str, topic: str) -> list[set[int]] |
     try:
         description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=20)
     except KafkaException as error:
-        # A KIP-848 group is described by its coordinator only, which may still be loading or moving.
+        # A KIP-848 group is described by its coordinator only, which may still be loading or moving; a busy
+        # broker may answer after the request timeout.
         if error.args and error.args[0].code() in COORDINATOR_MOVING:
             return None
         raise

@@ -6,17 +6,19 @@ KIP-848's ``consumer``): two members consume a paced stream, a third joins (a sc
 each of the three is stopped with SIGTERM and replaced in turn (a rolling restart). Each phase
 prints one line::
 
-    FIGURES group-protocol=<name> <phase>: longest_pause=<s> settled=<s> duplicates=N lost=N
+    FIGURES group-protocol=<name> <phase>: longest_pause=<s> longest_handover=<s> settled=<s> duplicates=N
 
 ``longest_pause`` is the longest gap between two messages handled by one member that kept running
 through the change (the phase's start and end count as messages, so a member handling nothing at
-all pauses the whole phase); ``settled`` is how long the group took to hold every partition again
-with the new members. Nothing is asserted about either: a busy machine moves them. Every message
-must still be handled.
+all pauses the whole phase); ``longest_handover`` is the same for one partition, whoever handles
+it: how long a partition that moved went unhandled. ``settled`` is how long after the new member's
+start (its Django start included) the group held every partition again with it. Nothing is asserted
+about these: a busy machine moves them. Every message must still be handled.
 """
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from collections.abc import Iterable
@@ -39,7 +41,7 @@ STEADY = 2.0
 def longest_pause(times: Iterable[float], start: float, end: float) -> float:
     """The longest gap in ``times`` (seconds since the epoch) between ``start`` and ``end``, both included."""
     points = sorted([start, end, *(t for t in times if start <= t <= end)])
-    return max(later - earlier for earlier, later in zip(points, points[1:], strict=False))
+    return max(later - earlier for earlier, later in itertools.pairwise(points))
 
 
 class Scenario:
@@ -75,9 +77,17 @@ class Scenario:
         tries = read_tries(self.tries)
         return max(longest_pause((t.started for t in tries if t.pid == m.pid), start, end) for m in staying)
 
+    def handover(self, start: float, end: float) -> float:
+        """The longest pause of a partition, whoever handled it, between ``start`` and ``end``."""
+        tries = read_tries(self.tries)
+        return max(
+            longest_pause((t.started for t in tries if t.partition == partition), start, end)
+            for partition in range(PARTITIONS)
+        )
 
-def scale_up(scenario: Scenario) -> tuple[float, float]:
-    """From two members to three: the longest pause of the first two, and the seconds to settle."""
+
+def scale_up(scenario: Scenario) -> tuple[float, float, float]:
+    """From two members to three: the longest pause of the first two, the longest handover, the seconds to settle."""
     staying = [scenario.start(), scenario.start()]
     scenario.settle(2)
     time.sleep(STEADY)  # the steady state before the change, so that its pause is measured in full
@@ -85,12 +95,14 @@ def scale_up(scenario: Scenario) -> tuple[float, float]:
     scenario.start()
     settled = scenario.settle(3)
     time.sleep(STEADY)
-    return scenario.pause_of(staying, start, time.time()), settled - start
+    end = time.time()
+    return scenario.pause_of(staying, start, end), scenario.handover(start, end), settled - start
 
 
-def rolling_restart(scenario: Scenario) -> tuple[float, float]:
-    """Each member stopped and replaced in turn: the longest pause of those running through a step, the slowest step."""
-    pauses, steps = [], []
+def rolling_restart(scenario: Scenario) -> tuple[float, float, float]:
+    """Each member stopped and replaced in turn: the longest pause of those running through a step, the longest
+    handover, the slowest step."""
+    pauses, handovers, steps = [], [], []
     for old in list(scenario.members):
         staying = [member for member in scenario.members if member is not old and member.process.poll() is None]
         start = time.time()
@@ -100,9 +112,11 @@ def rolling_restart(scenario: Scenario) -> tuple[float, float]:
         scenario.start()
         settled = scenario.settle(3)
         time.sleep(STEADY)
-        pauses.append(scenario.pause_of(staying, start, time.time()))
+        end = time.time()
+        pauses.append(scenario.pause_of(staying, start, end))
+        handovers.append(scenario.handover(start, end))
         steps.append(settled - start)
-    return max(pauses), max(steps)
+    return max(pauses), max(handovers), max(steps)
 
 
 def test_a_scale_up_and_a_rolling_restart_lose_nothing_and_report_the_pauses_of_the_members_that_stay(
@@ -113,13 +127,13 @@ def test_a_scale_up_and_a_rolling_restart_lose_nothing_and_report_the_pauses_of_
     scenario = Scenario(servers, topic, group_id, tmp_path, consumers)
     producer = PacedProducer(servers, topic, rate=RATE, extra={"sleep": 0.002}).start()
     try:
-        pause, settled = scale_up(scenario)
+        pause, handover, settled = scale_up(scenario)
         after_scale_up = duplicates(topic_records(scenario.record))
         report_figures(
             f"FIGURES group-protocol={group_protocol.name} scale-up-2-to-3: longest_pause={pause:.2f}s "
-            f"settled={settled:.2f}s duplicates={after_scale_up}"
+            f"longest_handover={handover:.2f}s settled={settled:.2f}s duplicates={after_scale_up}"
         )
-        pause, settled = rolling_restart(scenario)
+        pause, handover, settled = rolling_restart(scenario)
         produced = producer.stop()
     finally:
         producer.halt(30)
@@ -133,6 +147,7 @@ def test_a_scale_up_and_a_rolling_restart_lose_nothing_and_report_the_pauses_of_
     lost = len(wanted - {r.id for r in records})
     report_figures(
         f"FIGURES group-protocol={group_protocol.name} rolling-restart-of-3: longest_pause={pause:.2f}s "
-        f"settled={settled:.2f}s duplicates={duplicates(records) - after_scale_up} lost={lost} produced={produced}"
+        f"longest_handover={handover:.2f}s settled={settled:.2f}s "
+        f"duplicates={duplicates(records) - after_scale_up} lost={lost} produced={produced}"
     )
     assert lost == 0
