@@ -228,7 +228,8 @@ def settings_env(directory: Path, extra: str = "", **kafka_consumer: Any) -> dic
         "from tests.settings import *  # noqa: F403\n\n"
         f"KAFKA_CONSUMER = {{**KAFKA_CONSUMER, **{kafka_consumer!r}}}  # noqa: F405\n"
         # The group protocol of the test (KAFKA_GROUP_PROTOCOL) survives a CONSUMER_CONFIG of its own.
-        'KAFKA_CONSUMER["CONSUMER_CONFIG"] = {**GROUP_PROTOCOL_OPTIONS, **KAFKA_CONSUMER["CONSUMER_CONFIG"]}'
+        "if GROUP_PROTOCOL_OPTIONS:  # noqa: F405\n"
+        '    KAFKA_CONSUMER["CONSUMER_CONFIG"] = {**GROUP_PROTOCOL_OPTIONS, **KAFKA_CONSUMER["CONSUMER_CONFIG"]}'
         f"  # noqa: F405\n{extra}",
         encoding="utf-8",
     )
