@@ -1,11 +1,11 @@
 .DEFAULT_GOAL := help
-.PHONY: help requirements kafka postgres test test-matrix quality demo bench upgrade clean manifests render-manifests \
+.PHONY: help requirements kafka registry postgres test test-matrix quality docs demo bench upgrade clean manifests render-manifests \
 	security
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# Apache Kafka's jars live here (git-ignored); the broker module reads this variable.
+# Apache Kafka's jars and Apicurio Registry live here (git-ignored); the broker and registry modules read this variable.
 export KAFKA_CONSUMER_APP_CACHE ?= $(CURDIR)/.cache/kafka
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make upgrade" $(BIN)/pip-compile -q --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links
@@ -26,6 +26,9 @@ requirements: $(VENV)/.installed ## create .venv and install the app with its te
 kafka: requirements ## fetch Apache Kafka's jars with Maven (needs Java 17+ and Maven)
 	$(BIN)/python -m kafka_consumer_app.testing.broker fetch
 
+registry: requirements ## fetch Apicurio Registry, the tests' schema registry, with Maven (needs Java 21+ and Maven)
+	$(BIN)/python -m kafka_consumer_app.testing.registry fetch
+
 # The tests that need a real database server start their own PostgreSQL (kafka_consumer_app.testing.postgres)
 # from the installed server binaries; `check` looks for them where the module does, so Debian's package is
 # installed only when they are missing.
@@ -37,22 +40,27 @@ postgres: requirements ## install PostgreSQL's server (Debian's postgresql packa
 		$(BIN)/python -m kafka_consumer_app.testing.postgres check; }
 
 quality: requirements ## lint (ruff), layer contracts (import-linter), types (mypy --strict), Django's system checks
-	$(BIN)/ruff check kafka_consumer_app tests example benchmarks setup.py .ci/matrix
-	$(BIN)/ruff format --check kafka_consumer_app tests example benchmarks setup.py .ci/matrix
+	$(BIN)/ruff check kafka_consumer_app tests example benchmarks docs setup.py .ci/matrix
+	$(BIN)/ruff format --check kafka_consumer_app tests example benchmarks docs setup.py .ci/matrix
 	$(BIN)/lint-imports
 	PYTHONPATH=.:example $(BIN)/mypy
 	DJANGO_SETTINGS_MODULE=example_project.settings $(BIN)/python example/manage.py check
 
-test: requirements kafka postgres quality security ## set everything up and run the whole suite against a real broker
+test: requirements kafka registry postgres quality security docs ## set everything up and run the whole suite against a real broker
 	$(BIN)/pytest
+
+# -E rereads every page: the reference pages render the code's settings tables and the commands' parsers, which
+# an incremental build would not notice changing (and it would not repeat the warnings of unchanged pages).
+docs: requirements ## build the documentation site into docs/_build/html (warnings are errors, every reference must resolve)
+	$(BIN)/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
 
 # The other cells of the support matrix (.ci/matrix --list names them), each in its own virtualenv under
 # .venv-matrix/. CELLS picks some: make test-matrix CELLS="py313-django61 py311-django52-kafka39".
 test-matrix: requirements kafka ## run the matrix subset on every other Python/Django cell and on Kafka 3.9
 	$(BIN)/python .ci/matrix $(CELLS)
 
-demo: requirements kafka postgres ## start a local broker, run the example service's consumer, show what it handled
-	$(BIN)/python example/demo.py
+demo: requirements kafka postgres ## start a local broker, run the example service's consumer, show what it handled (then the admin, in a terminal)
+	$(BIN)/python example/demo.py $(DEMO_ARGS)
 
 bench: requirements kafka postgres ## run the benchmarks against a local broker and PostgreSQL (options: make bench BENCH_ARGS=--quick)
 	$(BIN)/pip install -q -r requirements/bench.txt
@@ -87,7 +95,7 @@ security: $(SECURITY_VENV)/.installed ## scan k8s/ with checkov, offline (skips 
 
 upgrade: $(BIN)/python ## recompile requirements/*.txt from the .in files
 	$(BIN)/pip install -q -r requirements/pip-tools.txt
-	cd requirements && for f in base avro openedx postgres test pip-tools dev bench security; do $(PIP_COMPILE) $$f.in -o $$f.txt; done
+	cd requirements && for f in base avro openedx postgres otel doc test pip-tools dev bench security; do $(PIP_COMPILE) $$f.in -o $$f.txt; done
 
-clean: ## remove the virtualenv, caches and the fetched Kafka jars
-	rm -rf $(VENV) $(SECURITY_VENV) .venv-matrix .cache .pytest_cache .ruff_cache .mypy_cache *.egg-info example/*.sqlite3
+clean: ## remove the virtualenv, caches, the fetched Kafka jars and Apicurio Registry
+	rm -rf $(VENV) $(SECURITY_VENV) .venv-matrix docs/_build .cache .pytest_cache .ruff_cache .mypy_cache *.egg-info example/*.sqlite3

@@ -53,6 +53,7 @@ setup(
         "avro": load_requirements("requirements/avro.in"),
         "openedx": load_requirements("requirements/avro.in", "requirements/openedx.in"),
         "postgres": load_requirements("requirements/postgres.in"),
+        "otel": load_requirements("requirements/otel.in"),
     },
     zip_safe=False,
     classifiers=[

@@ -67,7 +67,7 @@ QUICK = BenchSettings(
 
 @dataclass(frozen=True)
 class Targets:
-    """The target each figure is held to (stated in the README next to the results)."""
+    """The target each figure is held to (stated in docs/concepts/performance.rst next to the results)."""
 
     #: No-op receiver throughput over the reference's, at least.
     noop_ratio: float = 0.8

@@ -6,19 +6,28 @@ The demo behind ``make demo``: a local broker, the example service's consumer, s
    and its dead-letter topic, ``orders-dlt``.
 2. Runs ``python example/manage.py consume_events --topic orders`` as its own process,
    as Kubernetes would.
-3. Produces orders (CloudEvents ``ce_type`` headers), a cancellation, and one duplicate
-   delivery, which the idempotent receivers absorb.
-4. Waits for the receivers' writes, stops the consumer with SIGTERM (exit 0 expected),
-   prints what the handlers did, and stops the broker.
+3. Produces orders (CloudEvents ``ce_type`` headers), a cancellation, one duplicate
+   delivery, which the idempotent receivers absorb, and one malformed order, which is
+   parked in ``orders-dlt``.
+4. Waits for the receivers' writes and the parked message, stops the consumer with SIGTERM
+   (exit 0 expected) and prints what the handlers did.
+5. With ``--console`` (the default when the demo runs in a terminal outside CI), starts the
+   consumer again and the example service's admin on 127.0.0.1, creates a superuser with a
+   random password, and prints the operator console's address and that login. Enter or
+   Ctrl-C stops it all.
+6. Stops the broker.
 
 Exits 0 when everything above happened, 1 otherwise.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import secrets
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -102,9 +111,24 @@ def produce_events(bootstrap: str) -> int:
     events.append(events[0])  # a duplicate delivery: the receivers are idempotent
     for key, event_type, value in events:
         producer.produce(TOPIC, json.dumps(value).encode(), key=key, headers=[("ce_type", event_type.encode())])
+    # Not JSON: the consumer cannot decode it, so it parks it in orders-dlt and goes on.
+    producer.produce(TOPIC, b"{order_id: A-1006", key="A-1006", headers=[("ce_type", PLACED.encode())])
     if producer.flush(30) != 0:
         raise RuntimeError("could not deliver the sample events to the broker")
-    return len(events)
+    return len(events) + 1
+
+
+def parked_count(bootstrap: str) -> int:
+    """How many messages ``orders-dlt`` holds: its partitions' end offsets, summed."""
+    from confluent_kafka import Consumer, TopicPartition  # pylint: disable=import-outside-toplevel
+
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-reader", "log_level": 3})
+    try:
+        metadata = reader.list_topics(f"{TOPIC}-dlt", timeout=10).topics[f"{TOPIC}-dlt"]
+        ends = [reader.get_watermark_offsets(TopicPartition(f"{TOPIC}-dlt", p), 10)[1] for p in metadata.partitions]
+        return sum(ends)
+    finally:
+        reader.close()
 
 
 def read_state(db_path: Path) -> tuple[list[tuple], int]:
@@ -129,7 +153,68 @@ def read_positions(db_path: Path) -> list[tuple[int, int]]:
         return found.fetchall()
 
 
-def run_demo(workdir: Path) -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def listening(port: int) -> bool:
+    """Whether a server accepts connections on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def serve_console(manage: list[str], env: dict[str, str]) -> None:
+    """Run the consumer and the admin until Enter or Ctrl-C, with a superuser to log in with."""
+    password = secrets.token_urlsafe(12)
+    superuser = {**env, "DJANGO_SUPERUSER_PASSWORD": password}
+    subprocess.run(
+        [*manage, "createsuperuser", "--noinput", "--username", "demo", "--email", "demo@example.com"],
+        env=superuser,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    port = free_port()
+    children = [
+        subprocess.Popen(
+            [*manage, "consume_events", "--topic", TOPIC],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ),
+        # --insecure serves the admin's CSS and scripts with DEBUG off; this is a local look, not a deployment.
+        subprocess.Popen(
+            [*manage, "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ),
+    ]
+    relay(children[0], "[consumer]")
+    relay(children[1], "[admin]")
+    wait_for(lambda: listening(port) or children[1].poll() is not None, 60, "the admin to start")
+    if children[1].poll() is not None:
+        raise RuntimeError("the admin did not start; see its output above")
+    say(f"Operator console: http://127.0.0.1:{port}/admin/kafka_consumer_app/  (login: demo / {password})")
+    say("The consumer runs again: pause it, look at the parked order, replay it. Press Enter or Ctrl-C to stop.")
+    try:
+        sys.stdin.readline()
+        stop = True
+    except KeyboardInterrupt:  # the terminal sent SIGINT to the children too: a second signal would hurry them
+        stop = False
+    for child in children if stop else []:
+        child.send_signal(signal.SIGTERM)
+    for child in children:
+        child.wait(60)
+    say("Console stopped.")
+
+
+def run_demo(workdir: Path, console: bool) -> int:
     """Run every step; return the process exit code."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env["EXAMPLE_DB_PATH"] = str(workdir / "example.sqlite3")
@@ -152,10 +237,12 @@ def run_demo(workdir: Path) -> int:
             text=True,
         )
         relay(consumer, "[consumer]")
-        say(f"Produced {produce_events(bootstrap)} events (5 orders, 1 cancellation, 1 duplicate).")
+        sent = produce_events(bootstrap)
+        say(f"Produced {sent} events (5 orders, 1 cancellation, 1 duplicate, 1 malformed).")
         db_path = Path(env["EXAMPLE_DB_PATH"])
         wait_for(lambda: read_state(db_path)[1] >= 7, 90, "the receivers to handle every event")
         wait_for(lambda: any(row[3] == "cancelled" for row in read_state(db_path)[0]), 30, "the cancellation")
+        wait_for(lambda: parked_count(bootstrap) >= 1, 60, f"the malformed order to be parked in {TOPIC}-dlt")
         say("All events handled; sending SIGTERM to the consumer...")
         consumer.send_signal(signal.SIGTERM)
         code = consumer.wait(30)
@@ -167,7 +254,12 @@ def run_demo(workdir: Path) -> int:
             "Committed in the same transactions as those rows (OFFSET_STORE 'database'), the next offset of "
             "each partition: " + ", ".join(f"{TOPIC}[{partition}] {offset}" for partition, offset in positions)
         )
-        return 0 if code == 0 and len(rows) == len(ORDERS) and sum(o for _, o in positions) == audited else 1
+        parked = parked_count(bootstrap)
+        say(f"Parked in {TOPIC}-dlt: {parked} message (the malformed order), for the operator console to show.")
+        ok = code == 0 and len(rows) == len(ORDERS) and sum(o for _, o in positions) == sent and parked == 1
+        if ok and console:
+            serve_console(manage, env)
+        return 0 if ok else 1
     finally:
         if consumer is not None and consumer.poll() is None:
             consumer.kill()
@@ -186,9 +278,17 @@ def print_results(rows: list[tuple], audited: int) -> None:
 
 def main() -> int:
     """Entry point of ``make demo``."""
+    parser = argparse.ArgumentParser(description="Run the example service's consumer on a local broker.")
+    parser.add_argument(
+        "--console",
+        action=argparse.BooleanOptionalAction,
+        default=sys.stdin.isatty() and not os.environ.get("CI"),
+        help="afterwards, serve the operator console until Enter (default: in a terminal outside CI)",
+    )
+    console = parser.parse_args().console
     with tempfile.TemporaryDirectory(prefix="kafka-consumer-demo-") as workdir:
         try:
-            return run_demo(Path(workdir))
+            return run_demo(Path(workdir), console)
         except (TimeoutError, RuntimeError, subprocess.SubprocessError) as error:
             say(f"FAILED: {error}")
             return 1

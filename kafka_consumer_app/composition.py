@@ -27,6 +27,7 @@ from kafka_consumer_app.observers.metrics import ConsumerMetrics
 from kafka_consumer_app.observers.monitoring import Monitoring, monitoring_configured
 from kafka_consumer_app.settings import topics
 from kafka_consumer_app.settings.topics import TopicConfig
+from kafka_consumer_app.settings.tracing import OPENTELEMETRY
 
 #: ``--verbosity`` to the level of the app's loggers.
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
@@ -47,8 +48,9 @@ def hooks_for(config: TopicConfig) -> list[ConsumerHooks]:
     The health and observability hooks that the settings of ``config`` ask for.
 
     With a health port, the metrics and the HTTP server (first, so that a port already in use stops
-    the start before anything else); the per-message DEBUG log when its logger logs DEBUG lines; APM
-    monitoring when edx-django-utils has a backend; the heartbeat file unless disabled.
+    the start before anything else); the per-message DEBUG log when its logger logs DEBUG lines;
+    OpenTelemetry spans when TRACING asks for them; APM monitoring when edx-django-utils has a
+    backend; the heartbeat file unless disabled.
     """
     hooks: list[ConsumerHooks] = []
     if config.health.port:
@@ -57,6 +59,11 @@ def hooks_for(config: TopicConfig) -> list[ConsumerHooks]:
         hooks.append(metrics)
     if MessageLog.enabled():
         hooks.append(MessageLog())
+    if config.tracing.backend == OPENTELEMETRY:
+        # Imported here: with tracing off, opentelemetry is never imported.
+        from kafka_consumer_app.observers.tracing import Tracing
+
+        hooks.append(Tracing())
     if monitoring_configured():
         hooks.append(Monitoring())
     if config.health.heartbeat_file:

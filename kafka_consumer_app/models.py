@@ -6,7 +6,9 @@ database writes, in the same transaction as its receivers' writes, the offset of
 handle in each partition (docs/decisions/0010-offsets-in-the-database.rst). :class:`ConsumerControl`
 is the operator console's channel to the consumers: a topic's row says whether its consumers are
 paused, and every consumer reads it every ``CONTROL_INTERVAL`` seconds
-(docs/decisions/0011-pausing-from-the-admin.rst). A service creates the tables with
+(docs/decisions/0011-pausing-from-the-admin.rst). :class:`DeadLetterMark` records what an operator
+did with a parked message from the console (replayed, resolved), one row per dead letter
+(docs/decisions/0012-replaying-from-the-admin.rst). A service creates the tables with
 ``./manage.py migrate``, as for any app.
 """
 
@@ -42,10 +44,49 @@ class ConsumerControl(models.Model):
     changed_at = models.DateTimeField(null=True, blank=True, help_text="When the topic was last paused or resumed.")
 
     class Meta:
-        # The admin console lists the rows' topics as the "Consumer groups" page (kafka_consumer_app/admin.py).
+        # The admin console lists the rows' topics as the "Consumer groups" page (kafka_consumer_app/admin/groups.py).
         verbose_name = "consumer group"
         verbose_name_plural = "consumer groups"
         permissions = [("pause_consumers", "Can pause and resume the consumers of a topic")]
 
     def __str__(self) -> str:
         return f"{self.topic} {'paused' if self.paused else 'running'}"
+
+
+class DeadLetterMark(models.Model):
+    """
+    What an operator did with one parked message: replayed it to its original topic, or marked it resolved.
+
+    The unique (dead-letter topic, partition, offset) is what makes the console's Replay and Resolve
+    idempotent: a row is inserted, in the transaction that produces the copy, before anything is
+    produced, so a second request for the same message finds it and does nothing
+    (docs/decisions/0012-replaying-from-the-admin.rst).
+    """
+
+    REPLAYED = "replayed"
+    RESOLVED = "resolved"
+    STATES = [(REPLAYED, "replayed"), (RESOLVED, "resolved")]
+
+    dlq_topic = models.CharField(max_length=249, help_text="The dead-letter topic, by its Kafka name.")
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    state = models.CharField(max_length=16, choices=STATES)
+    original_topic = models.CharField(max_length=249, blank=True, help_text="Where a replayed copy went.")
+    changed_by = models.CharField(max_length=150, help_text="The user who replayed or resolved it.")
+    changed_at = models.DateTimeField(help_text="When it was replayed or resolved.")
+
+    class Meta:
+        # The admin console lists dead letters under this model's name (kafka_consumer_app/admin/dead_letters.py).
+        constraints = [
+            models.UniqueConstraint(fields=["dlq_topic", "partition", "offset"], name="kca_dead_letter_unique")
+        ]
+        verbose_name = "dead letter"
+        verbose_name_plural = "dead letters"
+        permissions = [
+            ("view_dead_letter_payload", "Can see the whole payload of a dead letter"),
+            ("replay_dead_letters", "Can replay dead letters to their original topic"),
+            ("resolve_dead_letters", "Can mark dead letters resolved"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dlq_topic}[{self.partition}]@{self.offset} {self.state}"

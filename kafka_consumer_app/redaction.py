@@ -21,6 +21,7 @@ so that they can use it without an import cycle.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -159,3 +160,42 @@ def protect_loggers(names: Iterable[str] = PROTECTED_LOGGERS) -> None:
         logger = logging.getLogger(name)
         if REDACTING_FILTER not in logger.filters:
             logger.addFilter(REDACTING_FILTER)
+
+
+#: How much of a payload the console shows to a user without the payload permission, in characters.
+PAYLOAD_PREVIEW_LIMIT = 2000
+
+
+def masked_payload(value: bytes | None, limit: int = PAYLOAD_PREVIEW_LIMIT) -> tuple[str, bool]:
+    """
+    A payload fit for any operator (it may hold personal data) and whether it was cut at ``limit``.
+
+    A JSON payload keeps its structure and keys, every value shown as ``***``; any other payload
+    shows only its size. Secrets of the settings are masked in what remains.
+    """
+    if value is None:
+        return "(no value: a tombstone)", False
+    try:
+        text = json.dumps(_mask_values(json.loads(value)), indent=2, sort_keys=True)
+    except ValueError:
+        text = f"({len(value)} bytes, not JSON: hidden)"
+    text = redact_text(text, secret_values())
+    return text[:limit], len(text) > limit
+
+
+def whole_payload(value: bytes | None) -> str:
+    """The whole payload as text (JSON indented), for a user allowed to see it."""
+    if value is None:
+        return "(no value: a tombstone)"
+    try:
+        return json.dumps(json.loads(value), indent=2, sort_keys=True, ensure_ascii=False)
+    except ValueError:
+        return value.decode("utf-8", "replace")
+
+
+def _mask_values(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {str(key): _mask_values(item) for key, item in data.items()}
+    if isinstance(data, list):
+        return [_mask_values(item) for item in data]
+    return None if data is None else MASK

@@ -1,6 +1,7 @@
 """
 Fixtures: one real Apache Kafka broker per test session, and a fresh topic per test; one real
-PostgreSQL server per test session (started only if a test asks for it), and a fresh database per test.
+PostgreSQL server per test session (started only if a test asks for it), and a fresh database per test;
+one real schema registry (Apicurio Registry) per test session, started only if a test asks for it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from kafka_consumer_app.signals import topic_signal
 from kafka_consumer_app.testing.broker import KAFKA_VERSION_ENV, LocalKafkaBroker, kafka_version
 from kafka_consumer_app.testing.jars import version_tuple
 from kafka_consumer_app.testing.postgres import LocalPostgres
+from kafka_consumer_app.testing.registry import LocalSchemaRegistry
 
-from .kafka_utils import ConsumerProcesses, GroupProtocol
+from .kafka_utils import ConsumerProcesses, GroupProtocol, report_figures
 from .postgres_utils import PostgresDatabase
 
 _topic_numbers = itertools.count()
@@ -78,6 +80,31 @@ def postgres_server() -> Iterator[LocalPostgres]:
         yield server
     finally:
         server.cleanup()
+
+
+def report_registry_figures(registry: LocalSchemaRegistry, when: str) -> None:
+    """One FIGURES line: how long the registry took to start, and its resident memory ``when``."""
+    memory = registry.memory_kib()
+    report_figures(
+        f"FIGURES schema-registry {when}: startup_seconds={registry.startup_seconds or 0:.1f} "
+        f"rss_mib={memory // 1024 if memory else 'n/a'}"
+    )
+
+
+@pytest.fixture(scope="session")
+def schema_registry_server() -> Iterator[LocalSchemaRegistry]:
+    """
+    Apicurio Registry on 127.0.0.1, serving the Confluent API at its ``url``; if it cannot start,
+    every test using it errors (with the end of its log).
+    """
+    registry = LocalSchemaRegistry()
+    try:
+        registry.start()
+        report_registry_figures(registry, "started")
+        yield registry
+        report_registry_figures(registry, "at-end")
+    finally:
+        registry.cleanup()
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 The cached Avro decoder against confluent-kafka's AvroDeserializer: the same records, the same errors.
 
 Both decode the same bytes, serialized by confluent-kafka's own AvroSerializer, with one registry
-client (confluent-kafka's in-process ``mock://`` registry: the decoders are compared, not the
-registry). Every comparison decodes each message twice with the cached decoder, so that the
-second decode is the one on its fast path (the schema id seen before).
+client of the real registry (the ``schema_registry_server`` fixture), so the errors compared are
+that registry's answers. Every comparison decodes each message twice with the cached decoder, so
+that the second decode is the one on its fast path (the schema id seen before).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
 
 from kafka_consumer_app.engine.avro_decoder import CachedAvroDeserializer, fast_path_schema
 
-TOPIC = "decoder-topic"
+#: The subjects are named after the topic: one per test run, as the registry lives for the whole session.
+TOPIC = f"decoder-topic-{uuid.uuid4().hex[:8]}"
 
 ORDER = {
     "type": "record",
@@ -82,9 +83,9 @@ def order(index: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def client() -> SchemaRegistryClient:
-    """A registry client of its own (the mock registry keeps its schemas per client)."""
-    return SchemaRegistryClient.new_client({"url": f"mock://decoder-{uuid.uuid4().hex}"})
+def client(schema_registry_server: Any) -> SchemaRegistryClient:
+    """A registry client of its own (an empty cache) for the session's registry."""
+    return SchemaRegistryClient({"url": schema_registry_server.url})
 
 
 def serialize(client: SchemaRegistryClient, schema: Any, value: Any, field: str = MessageField.VALUE) -> bytes:

@@ -53,6 +53,7 @@ TOP_LEVEL_CASES = {
     "DATABASE_ERRORS": ["no_such_module_xyz.Down"],
     "DATABASE_OUTAGE_TIMEOUT": 0,
     "CONTROL_INTERVAL": -5,
+    "TRACING": "zipkin",
     "OFFSET_STORE": "redis",
     "DATABASE": "nowhere",
 }
@@ -76,6 +77,9 @@ TOPIC_CASES = {
     "MIN_REPLICAS": -1,
     "MAX_REPLICAS": "many",
     "LAG_THRESHOLD": -5,
+    "ACTIVATION_LAG_THRESHOLD": -1,
+    "LIMIT_TO_PARTITIONS_WITH_LAG": "yes",
+    "EXCLUDE_PERSISTENT_LAG": "no",
     "MEMORY_REQUEST": "lots",
     "MEMORY_LIMIT": "lots",
     "CPU_REQUEST": "lots",

@@ -1,5 +1,5 @@
 """
-The README's exit-code table, against a real broker: the codes that no other test file shows.
+The exit-code table of docs/reference/commands.rst, against a real broker: the codes that no other test file shows.
 
 Codes 0, 1, 2, 3, 5, 130 and 143 are shown where their causes are tested (test_command_errors.py,
 test_delivery.py, test_failures.py, test_shutdown.py); this file covers a fatal Kafka client

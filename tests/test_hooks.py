@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 
 import pytest
 from confluent_kafka import Producer
@@ -105,3 +106,34 @@ def test_a_raising_after_message_hook_does_not_stop_the_message_being_handled_an
     assert summary.handled == 3 and raising.calls == 3
     assert committed(servers, group_id, topic, 1) == {0: 3}
     assert caplog.text.count("RaisingAfterMessage.after_message") == 3
+
+
+class MessageContext(ConsumerHooks):
+    def __init__(self) -> None:
+        self.entered: list[object] = []
+
+    def dispatching(self, consumer: ConsumerView, message: object) -> nullcontext[None]:
+        self.entered.append(message)
+        return nullcontext()
+
+
+class BatchContext(ConsumerHooks):
+    def __init__(self) -> None:
+        self.entered: list[object] = []
+
+    def dispatching_batch(self, consumer: ConsumerView, messages: object) -> nullcontext[None]:
+        self.entered.append(messages)
+        return nullcontext()
+
+
+def test_a_batch_runs_in_each_hooks_batch_context_which_defaults_to_its_first_messages_context():
+    per_message, per_batch = MessageContext(), BatchContext()
+    emitter = HookEmitter([per_message, per_batch, RecordingAfterMessage()], View())
+    batch = ["first", "second"]
+
+    with emitter.dispatching_batch(batch):
+        pass
+
+    assert (per_message.entered, per_batch.entered) == (["first"], [batch])
+    assert "dispatching_batch" in emitter.wanted
+    assert "dispatching_batch" not in HookEmitter([RecordingAfterMessage()], View()).wanted

@@ -116,7 +116,16 @@ AWKWARD_TOPICS = {
     # Three topics that differ only in characters the names cannot keep must still render distinct names.
     "user.events": {},
     "user_events": {},
-    "user-events": {"KEDA": True, "PARTITIONS": 4, "MIN_REPLICAS": 0, "MAX_REPLICAS": 2},
+    # Scaled to zero, woken only by a backlog of more than 20, and counting every partition's lag.
+    "user-events": {
+        "KEDA": True,
+        "PARTITIONS": 4,
+        "MIN_REPLICAS": 0,
+        "MAX_REPLICAS": 2,
+        "ACTIVATION_LAG_THRESHOLD": 20,
+        "LIMIT_TO_PARTITIONS_WITH_LAG": False,
+        "EXCLUDE_PERSISTENT_LAG": False,
+    },
 }
 
 
@@ -396,6 +405,11 @@ def test_a_keda_scaled_deployment_has_no_replicas_and_keda_follows_the_consumer_
         "consumerGroup": "example-service",
         "topic": "orders",
         "lagThreshold": "50",
+        # The defaults: the first message wakes a consumer scaled to zero, no more replicas than partitions
+        # with lag, and a partition whose offset does not move (stuck, retrying, paused) scales nothing.
+        "activationLagThreshold": "0",
+        "limitToPartitionsWithLag": "true",
+        "excludePersistentLag": "true",
         "offsetResetPolicy": "earliest",  # the app's default auto.offset.reset
         "sasl": "scram_sha512",
         "tls": "enable",
@@ -418,6 +432,18 @@ def test_keda_caps_replicas_at_the_partitions_and_follows_auto_offset_reset(awkw
     assert scaled["Payments.v1_EU"]["triggers"][0]["type"] == "apache-kafka"
     assert (scaled["user-events"]["minReplicaCount"], scaled["user-events"]["maxReplicaCount"]) == (0, 2)
     assert scaled["user-events"]["triggers"][0]["metadata"]["sasl"] == "scram_sha256"
+
+
+def test_the_keda_scaling_options_follow_each_topics_settings(awkward_settings):
+    triggers = {
+        s["metadata"]["annotations"]["kafka-consumer-app/topic"]: s["spec"]["triggers"][0]["metadata"]
+        for s in of_kind(rendered_objects(IMAGE), "ScaledObject")
+    }
+    options = ("activationLagThreshold", "limitToPartitionsWithLag", "excludePersistentLag")
+    assert {topic: tuple(metadata[o] for o in options) for topic, metadata in triggers.items()} == {
+        "Payments.v1_EU": ("0", "true", "true"),
+        "user-events": ("20", "false", "false"),
+    }
 
 
 def test_the_grace_period_and_liveness_budget_outlast_the_slowest_receiver(settings):
@@ -466,6 +492,10 @@ def test_the_manifests_are_the_same_under_either_group_protocol_and_name_no_sess
         ({"TOPICS": {"t": {"KEDA": True, "PARTITIONS": 3, "MAX_REPLICAS": 4}}}, "E062"),
         ({"TOPICS": {"t": {"KEDA": True}}}, "E063"),
         ({"TOPICS": {"t": {"KEDA": "yes", "PARTITIONS": 3}}}, "E063"),
+        ({"TOPICS": {"t": {"ACTIVATION_LAG_THRESHOLD": -1}}}, "E061"),
+        ({"MANIFESTS": {"ACTIVATION_LAG_THRESHOLD": "10"}}, "E061"),
+        ({"TOPICS": {"t": {"LIMIT_TO_PARTITIONS_WITH_LAG": "true"}}}, "E063"),
+        ({"MANIFESTS": {"EXCLUDE_PERSISTENT_LAG": 1}}, "E063"),
         ({"TOPICS": {"t": {"MEMORY_REQUEST": "lots"}}}, "E064"),
         ({"TOPICS": {"t": {"MEMORY_REQUEST": "1Gi", "MEMORY_LIMIT": "512Mi"}}}, "E064"),
         ({"TOPICS": {"t": {"CPU_REQUEST": "100Mi"}}}, "E064"),

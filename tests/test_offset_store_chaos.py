@@ -65,35 +65,40 @@ def chaos(servers, topic, group, directory, consumers, database, kills=4, batche
     return MESSAGES - distinct, rows - distinct
 
 
+#: The stores compared: (name, settings). Each is a test of its own, so that each has the whole timeout.
+STORES = {
+    "database": {"OFFSET_STORE": "database"},
+    "database-workers": {"OFFSET_STORE": "database", "CONCURRENCY": 4, "ORDERING": "partition"},
+    "database-batches": {
+        "OFFSET_STORE": "database",
+        "CONCURRENCY": 2,
+        "ORDERING": "partition",
+        "BATCH_SIZE": 50,
+        "batches": True,
+    },
+    "kafka": {"OFFSET_STORE": "kafka"},
+}
+
+
 @pytest.mark.broker
+@pytest.mark.parametrize("store", STORES)
 def test_sigkill_chaos_under_the_database_store_writes_every_row_exactly_once_and_under_kafka_counts_duplicates(
-    kafka_broker, make_topic, group_id, tmp_path, consumers, postgres_database
+    store, kafka_broker, make_topic, group_id, tmp_path, consumers, postgres_database
 ):
     postgres_database.migrate()
     servers = kafka_broker.bootstrap_servers
-    found = {}
-    for store, settings in (
-        ("database", {"OFFSET_STORE": "database"}),
-        ("database-workers", {"OFFSET_STORE": "database", "CONCURRENCY": 4, "ORDERING": "partition"}),
-        (
-            "database-batches",
-            {"OFFSET_STORE": "database", "CONCURRENCY": 2, "ORDERING": "partition", "BATCH_SIZE": 50, "batches": True},
-        ),
-        ("kafka", {"OFFSET_STORE": "kafka"}),
-    ):
-        topic = make_topic(partitions=PARTITIONS, suffix=store)
-        produce(servers, topic, [{"id": i, "sleep": 0.002} for i in range(MESSAGES)])
-        group = f"{group_id}-{store}"
-        lost, duplicated = chaos(servers, topic, group, tmp_path, consumers, postgres_database, **settings)
-        found[store] = (lost, duplicated)
-        report_figures(
-            f"FIGURES offset-store sigkill chaos OFFSET_STORE={store} (3 consumers, {PARTITIONS} partitions, "
-            f"4 kills): messages={MESSAGES} lost={lost} duplicate_rows={duplicated}"
-        )
-    assert found["database"] == (0, 0), found
-    assert found["database-workers"] == (0, 0), found
-    assert found["database-batches"] == (0, 0), found
-    assert found["kafka"][0] == 0, found
+    topic = make_topic(partitions=PARTITIONS, suffix=store)
+    produce(servers, topic, [{"id": i, "sleep": 0.002} for i in range(MESSAGES)])
+    lost, duplicated = chaos(
+        servers, topic, f"{group_id}-{store}", tmp_path, consumers, postgres_database, **STORES[store]
+    )
+    report_figures(
+        f"FIGURES offset-store sigkill chaos OFFSET_STORE={store} (3 consumers, {PARTITIONS} partitions, "
+        f"4 kills): messages={MESSAGES} lost={lost} duplicate_rows={duplicated}"
+    )
+    assert lost == 0
+    if store != "kafka":  # the Kafka store is the comparison: its duplicates are printed, not bounded
+        assert duplicated == 0
 
 
 def run_shell(database, script):

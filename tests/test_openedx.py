@@ -1,11 +1,9 @@
 """
 Open edX interop: events of edx-event-bus-kafka's real producer, via the real broker, to OpenEdxPublicSignal receivers.
 
-The schema registry is confluent-kafka's in-process mock (``mock://``): no Confluent Schema
-Registry server can be had from the package registries this project reaches. Its schemas
-live in one client object, so the producer and ``consume_events`` run in this one process
-(``call_command``) and the producer registers its schemas through the consumer's client
-(``kafka_consumer_app.engine.avro.schema_registry_client()``). Kafka itself is never mocked.
+The schema registry is a real one too (Apicurio Registry's Confluent API, the ``schema_registry_server``
+fixture): the producer registers its schemas over HTTP with its own client, from its own settings
+(``EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL``), and ``consume_events`` fetches them by id with its own.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from django.core.management import call_command, get_commands
 from django.core.management.base import CommandError
 from django.dispatch import Signal
+from edx_event_bus_kafka.internal import config as edx_config
 from edx_event_bus_kafka.internal import producer as edx_producer
 from edx_event_bus_kafka.internal.producer import KafkaEventProducer, create_producer
 from opaque_keys.edx.keys import CourseKey
@@ -31,14 +30,12 @@ from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED, SESSION_L
 from openedx_events.management.commands.consume_events import Command as OpenEdxConsumeEvents
 from openedx_events.tooling import OpenEdxPublicSignal
 
-from kafka_consumer_app.engine import avro
 from kafka_consumer_app.engine.dead_letters import HEADER_EXCEPTION_MESSAGE, HEADER_REASON, HEADER_RECEIVERS
 from kafka_consumer_app.engine.dispatch import Dispatcher
 from kafka_consumer_app.exceptions import EXIT_CONFIGURATION, EXIT_HANDLER_FAILED
 from kafka_consumer_app.management.commands.consume_events import Command as ConsumeEvents
 from kafka_consumer_app.message import Message
 from kafka_consumer_app.openedx import OpenEdxEvent
-from kafka_consumer_app.settings import schema_registry
 from kafka_consumer_app.settings import topics as topic_settings
 from kafka_consumer_app.signals import topic_signal
 
@@ -47,7 +44,8 @@ from .kafka_utils import ROOT, committed, produce, read_topic
 pytestmark = pytest.mark.django_db
 
 SECRET = "registry-s3cret"
-REGISTRY = {"URL": "mock://test-openedx", "BASIC_AUTH_USER_INFO": f"registry-user:{SECRET}"}
+#: SCHEMA_REGISTRY for the tests that only check settings (nothing connects to it).
+REGISTRY = {"URL": "https://schema-registry:8081", "BASIC_AUTH_USER_INFO": f"registry-user:{SECRET}"}
 
 USER = UserData(id=42, is_active=True, pii=UserPersonalData(username="ada", email="ada@example.com", name="Ada"))
 ENROLLMENT = CourseEnrollmentData(
@@ -78,10 +76,9 @@ def event_metadata(signal: OpenEdxPublicSignal, second: int = 0) -> EventsMetada
 
 
 def configure(settings: Any, topics: dict[str, dict[str, Any]], prefix: str = "", **top: Any) -> None:
-    """KAFKA_CONSUMER with the mock registry and these TOPICS; the producer gets the same prefix."""
+    """KAFKA_CONSUMER (with open_edx_settings' SCHEMA_REGISTRY) and these TOPICS; the producer gets the same prefix."""
     settings.KAFKA_CONSUMER = {
         **settings.KAFKA_CONSUMER,
-        "SCHEMA_REGISTRY": REGISTRY,
         "TOPICS": topics,
         "TOPIC_PREFIX": prefix,
         **top,
@@ -90,25 +87,30 @@ def configure(settings: Any, topics: dict[str, dict[str, Any]], prefix: str = ""
 
 
 @pytest.fixture
-def open_edx_settings(kafka_settings: Any, kafka_broker: Any) -> Any:
-    """The test's KAFKA_CONSUMER, plus what edx-event-bus-kafka's producer reads."""
+def open_edx_settings(kafka_settings: Any, kafka_broker: Any, schema_registry_server: Any) -> Any:
+    """The test's KAFKA_CONSUMER with the real registry and credentials, plus what the Open edX producer reads."""
+    kafka_settings.KAFKA_CONSUMER = {
+        **kafka_settings.KAFKA_CONSUMER,
+        "SCHEMA_REGISTRY": {"URL": schema_registry_server.url, "BASIC_AUTH_USER_INFO": f"registry-user:{SECRET}"},
+    }
     kafka_settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS = kafka_broker.bootstrap_servers
+    kafka_settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL = schema_registry_server.url
+    kafka_settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_KEY = "registry-user"
+    kafka_settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_SECRET = SECRET
     kafka_settings.EVENTS_SERVICE_NAME = "lms"
     return kafka_settings
 
 
 @pytest.fixture
-def open_edx_producer(monkeypatch: pytest.MonkeyPatch) -> Callable[[], KafkaEventProducer]:
+def open_edx_producer() -> Callable[[], KafkaEventProducer]:
     """
-    Make edx-event-bus-kafka's real producer, once the test's settings are final.
+    Make edx-event-bus-kafka's real producer, unchanged, once the test's settings are final.
 
-    Its one change: it registers its schemas with the consumer's registry client (the mock
-    registry keeps schemas per client object). Serialization, headers and producing are its own.
+    Its cached registry client and serializers are dropped first, so that it reads this test's settings.
     """
 
     def make() -> KafkaEventProducer:
-        client = avro.schema_registry_client()
-        monkeypatch.setattr(edx_producer, "get_schema_registry_client", lambda: client)
+        edx_config.get_schema_registry_client.cache_clear()
         edx_producer.get_serializers.cache_clear()
         producer = create_producer()
         assert producer is not None, "edx-event-bus-kafka could not make its producer from the settings"
@@ -278,7 +280,8 @@ def test_poison_avro_is_dead_lettered_as_malformed_and_the_next_event_is_handled
 
     parked = [dict(message.headers()) for message in read_topic(bootstrap, f"{topic}-dlt", 2)]
     assert [headers[HEADER_REASON] for headers in parked] == [b"malformed", b"malformed"]
-    assert b"Schema Not Found" in parked[0][HEADER_EXCEPTION_MESSAGE]
+    # The registry's own answer: Confluent's error code for an unknown schema id.
+    assert b"987654" in parked[0][HEADER_EXCEPTION_MESSAGE] and b"40403" in parked[0][HEADER_EXCEPTION_MESSAGE]
     assert b"magic byte" in parked[1][HEADER_EXCEPTION_MESSAGE].lower()
     assert [kwargs["user"] for kwargs in logins] == [USER]
     assert committed(bootstrap, open_edx_settings.KAFKA_CONSUMER["GROUP_ID"], topic, 1) == {0: 3}
@@ -516,8 +519,10 @@ def test_an_open_edx_topic_is_configured_as_one(settings):
     )
 
 
-def test_the_readme_documents_the_schema_registry_keys_and_the_open_edx_plug():
-    readme = (ROOT / "README.rst").read_text(encoding="utf-8")
+def test_the_open_edx_guide_documents_the_schema_registry_and_the_open_edx_plug():
+    # The SCHEMA_REGISTRY keys themselves are rendered from SCHEMA_REGISTRY_DOC, which tests/test_docs.py checks.
+    guide = (ROOT / "docs" / "how-to" / "openedx.rst").read_text(encoding="utf-8")
 
-    for key in [*schema_registry.SCHEMA_REGISTRY_DOC, "OPENEDX_EVENTS", "EVENT_BUS_CONSUMER"]:
-        assert f"``{key}``" in readme
+    assert '"SCHEMA_REGISTRY": {' in guide
+    for key in ["OPENEDX_EVENTS", "EVENT_BUS_CONSUMER"]:
+        assert f"``{key}``" in guide

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -82,12 +83,18 @@ def test_the_table_is_aligned_and_shows_the_same_figures(kafka_settings, make_to
 
     assert lines[0].startswith(f"Group {kafka_settings.KAFKA_CONSUMER['GROUP_ID']} on topic {topic}: state ")
     assert lines[0].endswith("total lag 10")
-    header = lines.index("PARTITION  COMMITTED  EARLIEST  END  LAG")
+    header = next(i for i, line in enumerate(lines) if line.startswith("PARTITION  COMMITTED  EARLIEST  END  LAG  "))
+    assert lines[header].endswith("  LAST COMMITTED AT")
     rows = lines[header + 1 : header + 3]
     # Right-aligned columns: every row is as long as the header, and the cells line up under it.
     assert [len(row) for row in rows] == [len(lines[header])] * 2
     cells = [row.split() for row in rows]
-    assert [int(cell[-1]) for cell in cells] == [12 - consumed[0], 3 - consumed[1]]
+    assert [int(cell[4]) for cell in cells] == [12 - consumed[0], 3 - consumed[1]]
+    # The last committed message's time: the messages were produced moments ago.
+    times = {int(cell[0]): cell[5] for cell in cells}
+    for partition in consumed:
+        assert abs(datetime.fromisoformat(times[partition]) - datetime.now(UTC)) < timedelta(hours=1)
+    assert all(times[p] == "-" for p in (0, 1) if not consumed[p])
     assert "No active members." in lines
 
 

@@ -21,8 +21,11 @@ reached, or that refuses the credentials, is no fault of the message: the consum
 id, so a registry outage only matters for schema ids not seen since the process started.
 
 The registry's credentials are never logged, nor put in an error message.
-``mock://`` URLs give confluent-kafka's in-process mock registry (for tests: its schemas live
-in the one client object, see :func:`schema_registry_client`).
+A URL that answers the registry's API with HTTP 404 (no registry there, or its path missing,
+e.g. Apicurio Registry's ``/apis/ccompat/v7``) is bad configuration, not a malformed message:
+the consumer stops the same way.
+``mock://`` URLs give confluent-kafka's in-process mock registry (its schemas live in the one
+client object, see :func:`schema_registry_client`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ from kafka_consumer_app.settings import base
 UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
 #: Of those, the ones that mean the credentials were refused.
 CREDENTIAL_STATUSES = frozenset({401, 403})
+#: The range of the error codes a registry's 404 carries when it does not know what was asked for
+#: (Confluent's 40401 subject, 40402 version, 40403 schema; the mock registry's 40400).
+NOT_FOUND_CODES = (40400, 40499)
 
 
 def registry_config() -> dict[str, Any]:
@@ -104,7 +110,7 @@ def _new_client(config: dict[str, Any]) -> SchemaRegistryClient:
         # The message names the option, never its value: the options include the credentials.
         raise ConfigurationError(
             f"KAFKA_CONSUMER['SCHEMA_REGISTRY'] is not a valid registry client configuration ({type(error).__name__}: "
-            f"{_without_secrets(str(error), config)}); see SCHEMA_REGISTRY in the README"
+            f"{_without_secrets(str(error), config)}); see SCHEMA_REGISTRY in docs/reference/settings.rst"
         ) from None
 
 
@@ -118,31 +124,67 @@ def decode(deserializer: CachedAvroDeserializer, data: bytes, context: Deseriali
     """
     Run confluent-kafka's ``AvroDeserializer`` (with its work cached per schema id) on one message's key or value.
 
-    Raises :class:`SchemaRegistryUnavailableError` when the registry cannot be reached or refuses
-    the credentials; anything else it raises (no wire format, an unknown schema id, bytes that
-    do not fit the schema) makes the message malformed.
+    Raises :class:`SchemaRegistryUnavailableError` when the registry cannot be reached, refuses
+    the credentials, or the URL answers 404 without being a registry; anything else it raises
+    (no wire format, an unknown schema id, bytes that do not fit the schema) makes the message malformed.
     """
     try:
         return deserializer(data, context.topic, context.field, context.headers)
     except SchemaRegistryError as error:
-        status = error.http_status_code
-        if status in CREDENTIAL_STATUSES:
-            raise SchemaRegistryUnavailableError(
-                f"the schema registry refused the credentials (HTTP {status}) while decoding a message of "
-                f"{context.topic}, which was not committed; check KAFKA_CONSUMER['SCHEMA_REGISTRY']"
-                "['BASIC_AUTH_USER_INFO'] and the principal's permissions"
-            ) from error
-        if status in UNAVAILABLE_STATUSES or (isinstance(status, int) and status >= 500):
-            raise SchemaRegistryUnavailableError(
-                f"the schema registry failed (HTTP {status}) while decoding a message of {context.topic}, which "
-                "was not committed; the consumer stops so that it decodes the message again once restarted"
-            ) from error
+        _raise_if_not_the_message(error, deserializer.client, context)
         raise
     except _transport_errors() as error:
         raise SchemaRegistryUnavailableError(
             f"the schema registry is unreachable ({type(error).__name__}: {error}) while decoding a message of "
             f"{context.topic}, which was not committed; check KAFKA_CONSUMER['SCHEMA_REGISTRY']['URL'] and the network"
         ) from error
+
+
+def _raise_if_not_the_message(
+    error: SchemaRegistryError, client: SchemaRegistryClient, context: DeserializationContext
+) -> None:
+    """Raise SchemaRegistryUnavailableError when the registry's error is no fault of the message."""
+    status = error.http_status_code
+    if status in CREDENTIAL_STATUSES:
+        raise SchemaRegistryUnavailableError(
+            f"the schema registry refused the credentials (HTTP {status}) while decoding a message of "
+            f"{context.topic}, which was not committed; check KAFKA_CONSUMER['SCHEMA_REGISTRY']"
+            "['BASIC_AUTH_USER_INFO'] and the principal's permissions"
+        ) from error
+    if status in UNAVAILABLE_STATUSES or (isinstance(status, int) and status >= 500):
+        raise SchemaRegistryUnavailableError(
+            f"the schema registry failed (HTTP {status}) while decoding a message of {context.topic}, which "
+            "was not committed; the consumer stops so that it decodes the message again once restarted"
+        ) from error
+    if status == 404 and not _registry_said_not_found(error) and not _serves_the_registry_api(client):
+        raise SchemaRegistryUnavailableError(
+            f"the schema registry URL answers HTTP 404 to the registry's API (while decoding a message of "
+            f"{context.topic}, which was not committed); check that KAFKA_CONSUMER['SCHEMA_REGISTRY']['URL'] "
+            "includes the API's path, e.g. /apis/ccompat/v7 for Apicurio Registry"
+        ) from error
+
+
+def _registry_said_not_found(error: SchemaRegistryError) -> bool:
+    """Whether a 404 carries a registry's own "not found" code (404xx: subject, version, schema)."""
+    code = error.error_code
+    return isinstance(code, int) and NOT_FOUND_CODES[0] <= code <= NOT_FOUND_CODES[1]
+
+
+def _serves_the_registry_api(client: SchemaRegistryClient) -> bool:
+    """
+    Whether the URL answers the registry's API (``GET /schemas/types``).
+
+    Asked only after a 404 without a registry's code: a message's reference that the registry
+    does not know (e.g. a schema GUID) can be answered that way, and so can a URL that misses the
+    API's path. The first is the message's fault; the second would park every message.
+    """
+    try:
+        client.get_schema_types()
+    except SchemaRegistryError as error:
+        return error.http_status_code != 404
+    except _transport_errors():
+        return False
+    return True
 
 
 @lru_cache(maxsize=1)

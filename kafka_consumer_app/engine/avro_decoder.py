@@ -100,6 +100,8 @@ class CachedAvroDeserializer:
     def __init__(
         self, client: SchemaRegistryClient, schema_str: str | None = None, from_dict: FromDict | None = None
     ) -> None:
+        #: The registry client the schemas are fetched with.
+        self.client = client
         self._capture = _SchemaCapture(client)
         self.confluent = AvroDeserializer(
             schema_registry_client=cast(SchemaRegistryClient, self._capture), schema_str=schema_str, from_dict=from_dict

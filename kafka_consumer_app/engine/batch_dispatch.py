@@ -105,7 +105,7 @@ class BatchDelivery:
                 emitter.emit("before_message", message)
         slot.begin(watched)
         try:
-            context = emitter.dispatching(messages[0]) if "dispatching" in emitter.wanted else nullcontext()
+            context = emitter.dispatching_batch(messages) if "dispatching_batch" in emitter.wanted else nullcontext()
             with context:
                 result = self.dispatcher.dispatch(messages, failures)
         finally:

@@ -1,7 +1,7 @@
 """
 Hooks: the extension point for everything that observes the consume loop.
 
-Health probes, Prometheus metrics and APM monitoring are each one :class:`ConsumerHooks`
+Health probes, Prometheus metrics, APM monitoring and tracing are each one :class:`ConsumerHooks`
 subclass; the loop calls every registered hook at the points below and knows nothing else
 about them. A hook must be quick and must not raise: it runs on the loop's thread, between
 messages. :class:`HookEmitter` enforces that in one place: an exception a hook raises is
@@ -151,6 +151,15 @@ class ConsumerHooks:
         """
         return nullcontext()
 
+    def dispatching_batch(self, consumer: ConsumerView, messages: Sequence[Message]) -> AbstractContextManager[Any]:
+        """
+        Return a context manager that the dispatch of a batch (``batch_signal`` receivers) runs inside.
+
+        ``messages`` are the batch's, one partition's in offset order. By default, the ``dispatching``
+        context of the first one: a hook that traces single messages traces batches the same way.
+        """
+        return self.dispatching(consumer, messages[0])
+
     def after_receiver(self, consumer: ConsumerView, receiver: str, seconds: float, error: Exception | None) -> None:
         """Called after each receiver returned (``error`` None) or raised, with its run time."""
 
@@ -201,6 +210,16 @@ def around_dispatch(hooks: Iterable[ConsumerHooks], consumer: ConsumerView, mess
         yield
 
 
+@contextmanager
+def _around_batch(
+    hooks: Iterable[ConsumerHooks], consumer: ConsumerView, messages: Sequence[Message]
+) -> Iterator[None]:
+    with ExitStack() as stack:
+        for hook in hooks:
+            stack.enter_context(hook.dispatching_batch(consumer, messages))
+        yield
+
+
 class HookEmitter:
     """
     Calls the hooks at each hook point, and holds the contract that hooks must not raise.
@@ -214,6 +233,9 @@ class HookEmitter:
         hooks = list(hooks)
         self._consumer = consumer
         self._hooked = {name: overriding(hooks, name) for name in HOOK_POINTS}
+        # dispatching_batch defaults to the dispatching context: a hook overriding either one takes part in batches.
+        batch_hooks = {id(hook) for hook in (*self._hooked["dispatching"], *self._hooked["dispatching_batch"])}
+        self._hooked["dispatching_batch"] = [hook for hook in hooks if id(hook) in batch_hooks]
         #: The hook points some hook implements; ``name in emitter.wanted`` is wants() without a call.
         self.wanted = frozenset(name for name, found in self._hooked.items() if found)
         #: Per hook point, each hook with its bound method: emit() looks nothing up per call.
@@ -246,3 +268,10 @@ class HookEmitter:
         if not self._hooked["dispatching"]:
             return nullcontext()
         return around_dispatch(self._hooked["dispatching"], self._consumer, message)
+
+    def dispatching_batch(self, messages: Sequence[Message]) -> AbstractContextManager[None]:
+        """The context of every hook's ``dispatching_batch`` for ``messages``, the first hook outermost."""
+        hooks = self._hooked["dispatching_batch"]
+        if not hooks:
+            return nullcontext()
+        return _around_batch(hooks, self._consumer, messages)

@@ -6,7 +6,7 @@ and writes the files; this module knows Kubernetes: object names and labels with
 limits, the Deployment (exec-form ``consume_events``, probes, the restricted Pod Security
 profile), the PodDisruptionBudget, the KEDA ScaledObject and TriggerAuthentication, and the
 ConfigMap. The fixed values, and why they are what they are, are explained where they are
-defined below and in the README's "Deploying on Kubernetes".
+defined below and in docs/how-to/deploy.rst.
 """
 
 from __future__ import annotations
@@ -81,6 +81,9 @@ class TopicPlan:
     min_replicas: int
     max_replicas: int | None
     lag_threshold: int
+    activation_lag_threshold: int
+    limit_to_partitions_with_lag: bool
+    exclude_persistent_lag: bool
     memory_request: str
     memory_limit: str
     cpu_request: str
@@ -313,6 +316,11 @@ def pod_disruption_budget_object(plan: TopicPlan, namespace: str | None) -> dict
     }
 
 
+def _flag(value: bool) -> str:
+    """A boolean as KEDA's trigger metadata (a map of strings) spells it."""
+    return "true" if value else "false"
+
+
 def scaled_object(plan: TopicPlan, namespace: str | None) -> dict[str, Any]:
     """KEDA scales the topic's Deployment on the group's lag, between MIN_REPLICAS and the partition count."""
     auth = manifest_settings.manifests_option("KEDA_AUTH")
@@ -321,6 +329,9 @@ def scaled_object(plan: TopicPlan, namespace: str | None) -> dict[str, Any]:
         "consumerGroup": plan.group_id,
         "topic": plan.kafka_topic,
         "lagThreshold": str(plan.lag_threshold),
+        "activationLagThreshold": str(plan.activation_lag_threshold),
+        "limitToPartitionsWithLag": _flag(plan.limit_to_partitions_with_lag),
+        "excludePersistentLag": _flag(plan.exclude_persistent_lag),
         "offsetResetPolicy": plan.offset_reset,
     }
     if plan.sasl and "sasl" not in auth:

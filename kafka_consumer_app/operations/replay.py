@@ -6,14 +6,15 @@ up to the end offsets it saw at start, republishes each message with its origina
 value and headers (the ``dlt.*`` headers removed) to ``dlt.original.topic`` or to an
 explicit target, and commits each dead-letter offset only after the broker confirmed the
 republished copy. A crash therefore republishes at most the message in hand twice; it
-never drops one.
+never drops one. :func:`republish` is the one way a parked message goes back: the operator
+console's Replay uses it too (docs/decisions/0012-replaying-from-the-admin.rst).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,33 +145,15 @@ class DeadLetterReplayer:
     def _limit_reached(self) -> bool:
         return self.options.max_messages is not None and self.summary.replayed >= self.options.max_messages
 
-    def _target(self, raw: KafkaMessage) -> str:
-        if self.options.to_topic:
-            return self.options.to_topic
-        for name, value in headers_of(raw):
-            if name == HEADER_TOPIC and value:
-                return value.decode("utf-8")
-        raise ConfigurationError(
-            f"{where(raw)} has no {HEADER_TOPIC} header, so its original topic is unknown; pass --to TOPIC"
-        )
-
     def _replay_one(self, consumer: Consumer, producer: Producer | None, raw: KafkaMessage) -> None:
-        target = self._target(raw)
-        # Typed as produce() takes them (its value type is wider than what a consumer gets).
-        headers: list[tuple[str, str | bytes | None]] = [
-            (name, value) for name, value in headers_of(raw) if not name.startswith(HEADER_PREFIX)
-        ]
+        target = original_topic(raw, self.options.to_topic)
         if producer is None:
             self.echo(f"would replay {where(raw)} to {target} ({_describe(raw)})")
             self.summary.replayed += 1
             return
-        outcome: list[KafkaError | None] = []
-        producer.produce(
-            target, value=raw.value(), key=raw.key(), headers=headers, on_delivery=lambda e, _m: outcome.append(e)
-        )
-        if producer.flush(self.options.timeout) or not outcome or outcome[0] is not None:
+        why = republish(producer, [(raw, target)], self.options.timeout)[0]
+        if why is not None:
             self.errors.raise_if_rejected()  # the producer's own credentials may be the cause
-            why = outcome[0].str() if outcome and outcome[0] is not None else "no delivery report"
             raise DeadLetterError(
                 f"could not republish {where(raw)} to {target!r} ({why}); it stays in the dead-letter topic and "
                 "its offset was not committed; fix the cause and run the replay again"
@@ -184,6 +167,45 @@ class DeadLetterReplayer:
         if error.fatal() or error.code() == KafkaError._FATAL:
             raise FatalKafkaError(f"fatal Kafka error while replaying: {error.str()}; nothing more was replayed")
         logger.warning("Kafka reported %s while replaying; polling goes on.", error.str())
+
+
+def original_topic(raw: KafkaMessage, to_topic: str | None = None) -> str:
+    """Where a parked message goes back to: ``to_topic`` if given, else its ``dlt.original.topic`` header."""
+    if to_topic:
+        return to_topic
+    for name, value in headers_of(raw):
+        if name == HEADER_TOPIC and value:
+            return value.decode("utf-8")
+    raise ConfigurationError(
+        f"{where(raw)} has no {HEADER_TOPIC} header, so its original topic is unknown; pass --to TOPIC"
+    )
+
+
+def republish(producer: Producer, copies: Sequence[tuple[KafkaMessage, str]], timeout: float) -> list[str | None]:
+    """
+    Produce each parked message to its target (key, value and own headers; the ``dlt.*`` headers removed)
+    and wait up to ``timeout`` for the broker. Return, per copy, None once confirmed, else why it was not.
+
+    Both ``replay_dead_letters`` and the operator console replay through here; each records a copy as
+    replayed (a committed offset, a database row) only when its entry is None.
+    """
+    outcomes: list[list[KafkaError | None]] = []
+    for raw, target in copies:
+        # Typed as produce() takes them (its value type is wider than what a consumer gets).
+        headers: list[tuple[str, str | bytes | None]] = [
+            (name, value) for name, value in headers_of(raw) if not name.startswith(HEADER_PREFIX)
+        ]
+        outcome: list[KafkaError | None] = []
+        outcomes.append(outcome)
+        producer.produce(
+            target,
+            value=raw.value(),
+            key=raw.key(),
+            headers=headers,
+            on_delivery=lambda error, _message, seen=outcome: seen.append(error),  # type: ignore[misc]
+        )
+    producer.flush(timeout)
+    return [("no delivery report" if not seen else seen[0].str() if seen[0] is not None else None) for seen in outcomes]
 
 
 def _describe(raw: KafkaMessage) -> str:

@@ -6,7 +6,8 @@ and security options as ``consume_events``, for
 
 - each partition's committed offset of the group (``list_consumer_group_offsets``), its
   earliest retained offset (low watermark) and its end offset (high watermark,
-  ``list_offsets``);
+  ``list_offsets``), and the timestamp of the last committed message (the one before the
+  committed offset, read by a :class:`~kafka_consumer_app.operations.peek.TopicReader`);
 - the group's state and members, with the partitions of this topic each one holds
   (``describe_consumer_groups``).
 
@@ -26,6 +27,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from confluent_kafka import (
@@ -46,6 +48,7 @@ from kafka_consumer_app.exceptions import (
     ConfigurationError,
     TopicNotFoundError,
 )
+from kafka_consumer_app.operations.peek import TopicReader
 from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,8 @@ class PartitionStatus:
     committed: int | None
     earliest: int
     end: int
+    #: The timestamp (ms since the epoch) of the last committed message (at ``committed - 1``), if still retained.
+    last_committed_at: int | None = None
 
     @property
     def lag(self) -> int:
@@ -79,7 +84,13 @@ class PartitionStatus:
             "earliest": self.earliest,
             "end": self.end,
             "lag": self.lag,
+            "last_committed_timestamp": self.last_committed_at,
         }
+
+    @property
+    def last_committed_time(self) -> datetime | None:
+        """:attr:`last_committed_at` as a UTC datetime."""
+        return None if self.last_committed_at is None else datetime.fromtimestamp(self.last_committed_at / 1000, UTC)
 
 
 @dataclass(frozen=True)
@@ -159,17 +170,28 @@ class _StatusReader:
             end = self._offsets(admin, partitions, _latest(), "end offsets")
         finally:
             admin.poll(0)  # serve queued log lines and errors before the client goes
+        times = self._last_committed_times(committed, earliest)
         return GroupStatus(
             topic=self.config.topic,
             kafka_topic=self.config.kafka_topic,
             group_id=self.config.group_id,
             state=state,
             partitions=tuple(
-                PartitionStatus(partition, committed.get(partition), earliest[partition], end[partition])
+                PartitionStatus(
+                    partition, committed.get(partition), earliest[partition], end[partition], times.get(partition)
+                )
                 for partition in partitions
             ),
             members=members,
         )
+
+    def _last_committed_times(self, committed: dict[int, int], earliest: dict[int, int]) -> dict[int, int | None]:
+        """The timestamp of the message before each committed offset still retained, read without joining the group."""
+        wanted = {p: offset - 1 for p, offset in committed.items() if offset - 1 >= earliest.get(p, 0)}
+        if not wanted:
+            return {}
+        with TopicReader(self.config, self.config.kafka_topic) as reader:
+            return {partition: reader.timestamp_at(partition, offset) for partition, offset in wanted.items()}
 
     def admin_config(self) -> dict[str, Any]:
         """The admin client's options: the consumer's connection and security options, and the brokers."""
@@ -318,10 +340,11 @@ def render_table(status: GroupStatus) -> str:
             str(p.earliest),
             str(p.end),
             str(p.lag),
+            "-" if p.last_committed_time is None else p.last_committed_time.isoformat(timespec="seconds"),
         ]
         for p in status.partitions
     ]
-    lines += _align(["PARTITION", "COMMITTED", "EARLIEST", "END", "LAG"], rows, right=True)
+    lines += _align(["PARTITION", "COMMITTED", "EARLIEST", "END", "LAG", "LAST COMMITTED AT"], rows, right=True)
     if any(p.committed is None for p in status.partitions):
         lines.append("(-: nothing committed; the lag counts from the earliest retained offset)")
     lines.append("")

@@ -26,19 +26,20 @@ SETTINGS: DocTable = {
     "CONCURRENCY": (
         1,
         "Worker threads per process that run this topic's receivers, shared by all its assigned partitions. "
-        "1 (the default) runs one message at a time; more run messages of one partition in parallel, in the "
-        "order ORDERING keeps.",
+        "1 to 1,024. 1 (the default) keeps the sequential engine, one message at a time; more run messages of "
+        "one partition in parallel, in the order ORDERING keeps.",
     ),
     "ORDERING": (
         "key",
-        "With CONCURRENCY above 1: 'key' runs the messages of one key one at a time and in offset order "
-        "(messages without a key are ordered among themselves, per partition); 'partition' runs one message "
-        "of a partition at a time; 'none' keeps no order.",
+        "With CONCURRENCY above 1: 'key' runs the messages of one key one at a time and in offset order, "
+        "different keys in parallel (messages without a key are ordered among themselves, per partition); "
+        "'partition' runs one message of a partition at a time; 'none' keeps no order.",
     ),
     "MAX_QUEUED": (
         2000,
         "With CONCURRENCY above 1: messages of one partition taken in and not finished (queued, running or "
-        "waiting for a retry) at which the partition is paused until half of them finished.",
+        "waiting for a retry) at which the partition is paused until half of them finished. A partition also "
+        "pauses while its committed position is ten times this far behind the newest message taken in.",
     ),
     "BATCH_SIZE": (
         100,

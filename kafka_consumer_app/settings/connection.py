@@ -35,17 +35,20 @@ SETTINGS: DocTable = {
     ),
     "GROUP_ID": (
         None,
-        "Consumer group used for every topic without its own GROUP_ID and when --group-id is not given.",
+        "Consumer group used for every topic without its own GROUP_ID and when --group-id is not given. One of "
+        "this, the topic's GROUP_ID or --group-id is required. At most 249 characters, like a topic name (Kafka "
+        "allows up to its protocol's 32767 bytes; 249 keeps the group usable where tools derive topic names from "
+        "it), without control characters or surrounding spaces.",
     ),
     "TOPIC_PREFIX": (
         "",
         "Environment prefix. When set, --topic X consumes the Kafka topic '<prefix>-X' "
-        "(the Open edX convention). Receivers still use the unprefixed name X.",
+        "(the Open edX convention). Receivers and TOPICS keys still use the unprefixed name X.",
     ),
     "CONSUMER_CONFIG": (
         {},
         "librdkafka options passed through verbatim: security.protocol, sasl.*, ssl.*, timeouts, "
-        "auto.offset.reset... Options the app manages itself (see MANAGED_OPTIONS) are refused.",
+        "auto.offset.reset, group.protocol... Options the app manages itself (see MANAGED_OPTIONS) are refused.",
     ),
     "POLL_TIMEOUT": (
         1.0,

@@ -18,7 +18,8 @@ SETTINGS: DocTable = {
     "CONTROL_INTERVAL": (
         5.0,
         "Seconds between two reads of the topic's control row (the admin console's Pause and Resume): a pause "
-        "stops fetching within CONTROL_INTERVAL + POLL_TIMEOUT, once the messages in hand are finished.",
+        "stops fetching within CONTROL_INTERVAL + POLL_TIMEOUT, once the messages in hand are finished. A row that "
+        "cannot be read keeps the last state, with one warning.",
     ),
 }
 

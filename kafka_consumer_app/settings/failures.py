@@ -27,12 +27,12 @@ SETTINGS: DocTable = {
     "FAILURE_POLICY": (
         None,
         "What happens to a message after its last attempt: 'dead-letter' (the default when the "
-        "topic has a dead-letter topic), 'stop' (exit non-zero without committing; the default "
+        "topic has a dead-letter topic), 'stop' (exit non-zero, code 3, without committing; the default "
         "otherwise) or 'skip' (log and commit; only when chosen explicitly).",
     ),
     "CIRCUIT_BREAKER": (
         5,
-        "Exit non-zero after this many consecutive messages failed their last attempt, so that "
+        "Exit non-zero (code 3) after this many consecutive messages failed their last attempt, so that "
         "Kubernetes restarts the pod (for example while a database is down). None disables it.",
     ),
     "HANDLER_SOFT_TIMEOUT": (
@@ -42,7 +42,8 @@ SETTINGS: DocTable = {
     "HANDLER_HARD_TIMEOUT": (
         None,
         "Seconds after which a stalled receiver makes the process exit non-zero (code 5), so the "
-        "message is redelivered. Default: 90% of max.poll.interval.ms; must stay below it.",
+        "message is redelivered. Default: 90% of max.poll.interval.ms (270 s with librdkafka's default); must "
+        "stay below it.",
     ),
 }
 
@@ -52,7 +53,8 @@ TOPIC_SETTINGS: DocTable = {
     "FAILURE_POLICY": (None, "This topic's failure policy; overrides the top-level one."),
     "DEAD_LETTER_TOPIC": (
         "<kafka topic>-dlt",
-        "Where failed and malformed messages are parked. None disables dead-lettering.",
+        "Where failed and malformed messages are parked, by its Kafka name (with the prefix, e.g. "
+        "'prod-orders-dlt'). None disables dead-lettering.",
     ),
     "CIRCUIT_BREAKER": (5, "This topic's circuit breaker threshold; overrides the top-level one."),
     "HANDLER_SOFT_TIMEOUT": (60.0, "This topic's soft receiver time limit, in seconds."),
@@ -78,7 +80,7 @@ DEAD_LETTER_SUFFIX = "-dlt"
 #: The values of FAILURE_POLICY.
 FAILURE_POLICIES = ("dead-letter", "stop", "skip")
 
-_RETRY_HINT = "See RETRY in the README: ATTEMPTS >= 1, backoffs >= 0, MULTIPLIER >= 1, 0 <= JITTER <= 1."
+_RETRY_HINT = "See RETRY in the settings reference: ATTEMPTS >= 1, backoffs >= 0, MULTIPLIER >= 1, 0 <= JITTER <= 1."
 _RETRY_CHECKS: dict[str, Callable[[Any], bool]] = {
     "ATTEMPTS": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
     "INITIAL_BACKOFF": non_negative,

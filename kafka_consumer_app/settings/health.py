@@ -20,7 +20,7 @@ from kafka_consumer_app.validation import path_problem, text_problem, valid_port
 SETTINGS: DocTable = {
     "HEARTBEAT_FILE": (
         None,
-        "File touched after every poll (at most once a second) for the liveness probe. Default: "
+        "File touched after every poll, empty polls included (at most once a second), for the liveness probe. Default: "
         "'<tmp>/kafka-consumer-<topic>.heartbeat'. False disables it.",
     ),
     "HEARTBEAT_MAX_AGE": (

@@ -2,8 +2,9 @@
 The Kubernetes manifests that ``consumer_manifests`` renders: MANIFESTS and the per-topic manifest keys.
 
 Keys: MANIFESTS (its service-wide keys in ``MANIFESTS_DOC``) and, per topic, REPLICAS,
-PARTITIONS, KEDA, MIN_REPLICAS, MAX_REPLICAS, LAG_THRESHOLD, MEMORY_REQUEST, MEMORY_LIMIT and
-CPU_REQUEST, each of which MANIFESTS may also set for every topic. Only
+PARTITIONS, KEDA, MIN_REPLICAS, MAX_REPLICAS, LAG_THRESHOLD, ACTIVATION_LAG_THRESHOLD,
+LIMIT_TO_PARTITIONS_WITH_LAG, EXCLUDE_PERSISTENT_LAG, MEMORY_REQUEST, MEMORY_LIMIT and CPU_REQUEST,
+each of which MANIFESTS may also set for every topic. Only
 :mod:`kafka_consumer_app.operations.manifests` reads them; the consumer does not.
 """
 
@@ -38,7 +39,7 @@ SETTINGS: DocTable = {
 
 #: The per-topic keys that only consumer_manifests reads; ``MANIFESTS`` may set a default for each.
 TOPIC_SETTINGS: DocTable = {
-    "REPLICAS": (1, "Replicas of the topic's Deployment when KEDA does not scale it; at most PARTITIONS."),
+    "REPLICAS": (1, "Replicas of the Deployment when KEDA does not scale it (at most PARTITIONS; 0 stops it)."),
     "PARTITIONS": (
         None,
         "The topic's partition count: the most replicas that get work. Caps REPLICAS and KEDA's "
@@ -52,11 +53,27 @@ TOPIC_SETTINGS: DocTable = {
     "MIN_REPLICAS": (1, "KEDA's minReplicaCount; 0 lets KEDA scale the consumer to zero while there is no lag."),
     "MAX_REPLICAS": (None, "KEDA's maxReplicaCount. Default, and upper bound: PARTITIONS."),
     "LAG_THRESHOLD": (100, "KEDA's lagThreshold: the consumer lag per replica that KEDA scales towards."),
+    "ACTIVATION_LAG_THRESHOLD": (
+        0,
+        "KEDA's activationLagThreshold: with MIN_REPLICAS 0, the lag above which KEDA starts the first replica. "
+        "0 wakes the consumer for the first message; raise it to let a small backlog wait.",
+    ),
+    "LIMIT_TO_PARTITIONS_WITH_LAG": (
+        True,
+        "KEDA's limitToPartitionsWithLag: never more replicas than partitions with lag, since a replica can "
+        "only help a partition that has some.",
+    ),
+    "EXCLUDE_PERSISTENT_LAG": (
+        True,
+        "KEDA's excludePersistentLag: leave out the lag of a partition whose committed offset has not moved "
+        "since KEDA's last poll (stuck, retrying or paused), so that it does not scale out for ever. KEDA still "
+        "counts it to wake a consumer scaled to zero.",
+    ),
     "MEMORY_REQUEST": ("256Mi", "The consumer container's memory request (a Kubernetes quantity)."),
     "MEMORY_LIMIT": (
         None,
-        "The consumer container's memory limit. Default: MEMORY_REQUEST, so the pod is never evicted for "
-        "using memory it was not guaranteed.",
+        "The consumer container's memory limit, at least the request. Default: MEMORY_REQUEST, so the pod "
+        "is never evicted for using memory it was not guaranteed.",
     ),
     "CPU_REQUEST": ("100m", "The consumer container's CPU request. No CPU limit is set: throttling stalls the loop."),
 }
@@ -86,7 +103,7 @@ MANIFESTS_DOC: DocTable = {
         {},
         "KEDA Kafka scaler authentication parameters mapped to keys of SECRET, e.g. {'username': "
         "'KAFKA_USERNAME', 'password': 'KAFKA_PASSWORD'}: rendered as a TriggerAuthentication. sasl and tls "
-        "are derived from CONSUMER_CONFIG unless mapped here.",
+        "are derived from CONSUMER_CONFIG unless mapped here. Required with SASL PLAIN or SCRAM.",
     ),
     "KEDA_SCALER": (
         "kafka",
@@ -152,7 +169,7 @@ def problems(value: dict[str, Any]) -> list[Problem]:
             Problem(
                 "kafka_consumer_app.E060",
                 f"KAFKA_CONSUMER['MANIFESTS'] must be a dict, not {type(manifests).__name__}",
-                "Write MANIFESTS = {'APP_NAME': '<service>', ...}; see 'Deploying on Kubernetes' in the README.",
+                "Write MANIFESTS = {'APP_NAME': '<service>', ...}; see docs/how-to/deploy.rst.",
             )
         ]
     found = []
@@ -255,7 +272,14 @@ def _service_option_problems(manifests: dict[str, Any]) -> list[Problem]:
 def _key_problems(scope: dict[str, Any], where: str) -> list[Problem]:
     """Types and ranges of the per-topic manifest keys present in ``scope`` (a topic, or the MANIFESTS defaults)."""
     found = []
-    counts = {"REPLICAS": 0, "PARTITIONS": 1, "MIN_REPLICAS": 0, "MAX_REPLICAS": 1, "LAG_THRESHOLD": 1}
+    counts = {
+        "REPLICAS": 0,
+        "PARTITIONS": 1,
+        "MIN_REPLICAS": 0,
+        "MAX_REPLICAS": 1,
+        "LAG_THRESHOLD": 1,
+        "ACTIVATION_LAG_THRESHOLD": 0,
+    }
     for key, minimum in counts.items():
         if key not in scope or (key in ("PARTITIONS", "MAX_REPLICAS") and scope[key] is None):
             continue
@@ -267,14 +291,16 @@ def _key_problems(scope: dict[str, Any], where: str) -> list[Problem]:
                     f"Set {key} to a whole number, or remove it for the default.",
                 )
             )
-    if "KEDA" in scope and not isinstance(scope["KEDA"], bool):
-        found.append(
-            Problem(
-                "kafka_consumer_app.E063",
-                f"{where}['KEDA'] must be True or False, not {scope['KEDA']!r}",
-                "Set KEDA = True to scale the topic's consumers on lag with KEDA.",
+    switches = {
+        "KEDA": "Set KEDA = True to scale the topic's consumers on lag with KEDA.",
+        "LIMIT_TO_PARTITIONS_WITH_LAG": "Remove it for the default, True.",
+        "EXCLUDE_PERSISTENT_LAG": "Remove it for the default, True.",
+    }
+    for key, hint in switches.items():
+        if key in scope and not isinstance(scope[key], bool):
+            found.append(
+                Problem("kafka_consumer_app.E063", f"{where}['{key}'] must be True or False, not {scope[key]!r}", hint)
             )
-        )
     return found + _quantity_problems(scope, where)
 
 

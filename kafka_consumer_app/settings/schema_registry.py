@@ -20,7 +20,8 @@ SETTINGS: DocTable = {
     "SCHEMA_REGISTRY": (
         None,
         "The Confluent schema registry that Avro messages (DESERIALIZER 'avro', OPENEDX_EVENTS topics) are "
-        "decoded with; keys in SCHEMA_REGISTRY_DOC. Its credentials are never logged.",
+        "decoded with; keys in SCHEMA_REGISTRY_DOC. Its credentials are never logged. Needs the avro extra "
+        "(pip install kafka_consumer_app[avro]).",
     ),
 }
 

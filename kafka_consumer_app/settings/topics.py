@@ -41,6 +41,7 @@ from kafka_consumer_app.settings import (
     offset_store,
     outages,
     schema_registry,
+    tracing,
 )
 from kafka_consumer_app.settings.base import DocTable, Problem, raw_settings, topic_overrides, topic_where
 from kafka_consumer_app.settings.concurrency import ConcurrencyConfig
@@ -49,6 +50,7 @@ from kafka_consumer_app.settings.failures import FailureConfig
 from kafka_consumer_app.settings.health import HealthConfig
 from kafka_consumer_app.settings.offset_store import OffsetStoreConfig
 from kafka_consumer_app.settings.outages import OutageConfig
+from kafka_consumer_app.settings.tracing import TracingConfig
 from kafka_consumer_app.validation import MAX_TOPIC_LENGTH, key_list, topic_name_problem
 
 #: The top-level key of this subject: (default, description).
@@ -64,7 +66,8 @@ TOPIC_SETTINGS: DocTable = {
     "DESERIALIZER": (
         "json",
         "How message values are decoded: 'json', 'str', 'bytes', 'avro' (Confluent wire format, with "
-        "SCHEMA_REGISTRY), or a dotted path to a callable taking the raw bytes and returning the value.",
+        "SCHEMA_REGISTRY; a record becomes a dict), or a dotted path to a callable taking the raw bytes and "
+        "returning the value. A tombstone (no value) reaches receivers as None.",
     ),
     "KEY_DESERIALIZER": (
         "str",
@@ -88,6 +91,7 @@ SETTINGS_DOC: DocTable = {
     **outages.SETTINGS,
     **control.SETTINGS,
     **health.SETTINGS,
+    **tracing.SETTINGS,
     **manifests.SETTINGS,
     **schema_registry.SETTINGS,
 }
@@ -130,6 +134,7 @@ class TopicConfig:
     outage: OutageConfig = field(default_factory=OutageConfig)
     offsets: OffsetStoreConfig = field(default_factory=OffsetStoreConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    tracing: TracingConfig = field(default_factory=TracingConfig)
 
 
 def get_topic_config(topic: str, group_override: str | None = None, openedx_events: bool | None = None) -> TopicConfig:
@@ -166,6 +171,7 @@ def get_topic_config(topic: str, group_override: str | None = None, openedx_even
         outage=outages.outage_config(top),
         offsets=offset_store.offset_store_config(top, overrides),
         control=control.control_config(top),
+        tracing=tracing.tracing_config(top),
     )
 
 
@@ -194,7 +200,7 @@ def problems(
             Problem(
                 "kafka_consumer_app.E002",
                 f"settings.KAFKA_CONSUMER must be a dict, not {type(value).__name__}",
-                "Define KAFKA_CONSUMER as a dict of the keys documented in the README.",
+                "Define KAFKA_CONSUMER as a dict of the keys documented in docs/reference/settings.rst.",
             )
         ]
     found = _topic_option_problems(topic) + connection.group_override_problems(group_override)
@@ -346,6 +352,7 @@ _SUBJECT_CHECKS: tuple[_Check, ...] = (
     failures.problems,
     outages.problems,
     control.problems,
+    tracing.problems,
     schema_registry.problems,
     concurrency.problems,
     offset_store.problems,

@@ -4,7 +4,7 @@
 A thin adapter: it parses options, maps ``--verbosity`` to a log level, and hands a
 :class:`~kafka_consumer_app.composition.ConsumerSpec` to the composition root, which builds
 the consumer and runs it. Exit codes are listed in :mod:`kafka_consumer_app.exceptions` and
-in the README.
+in docs/reference/commands.rst.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """
-The operator console in the Django admin: the consumer groups of the configured topics, with Pause and Resume.
+The operator console's Consumer groups page: the consumer groups of the configured topics, with Pause and Resume.
 
 The "Consumer groups" page (the changelist of :class:`~kafka_consumer_app.models.ConsumerControl`)
 shows, for each topic of ``KAFKA_CONSUMER['TOPICS']``, what ``./manage.py consumer_status`` shows
 (:func:`~kafka_consumer_app.operations.status.read_status`: the group's state, its members and their
-partitions, each partition's committed offset, end offset and lag) and whether an operator has the
+partitions, each partition's committed offset, end offset, lag and the time of the last committed
+message) and whether an operator has the
 topic paused. Viewing needs the model's view permission; Pause and Resume need
 ``kafka_consumer_app.pause_consumers``, and each writes a ``LogEntry``. The consumers read the row
 every ``CONTROL_INTERVAL`` (docs/decisions/0011-pausing-from-the-admin.rst).
