@@ -18,14 +18,33 @@ import pytest
 from kafka_consumer_app.message import Message
 from kafka_consumer_app.signals import topic_signal
 from kafka_consumer_app.testing.broker import KAFKA_VERSION_ENV, LocalKafkaBroker, kafka_version
+from kafka_consumer_app.testing.jars import share_groups, version_tuple
 from kafka_consumer_app.testing.postgres import LocalPostgres
 from kafka_consumer_app.testing.registry import LocalSchemaRegistry
 
 from .browser_utils import Browser, publish_screenshots, start_chromium
-from .kafka_utils import ConsumerProcesses, report_figures
+from .kafka_utils import ConsumerProcesses, GroupProtocol, report_figures
 from .postgres_utils import PostgresDatabase
 
 _topic_numbers = itertools.count()
+
+
+#: KIP-848's protocol is generally available from Apache Kafka 4.0 on; its tests are deselected on older brokers.
+CONSUMER_PROTOCOL_SINCE = (4, 0)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """
+    Deselect (not skip) what the brokers' release cannot serve: the tests of KIP-848's group protocol before
+    Kafka 4.0 and those of share groups before 4.2.
+    """
+    release = version_tuple(kafka_version())
+    absent = {"consumer_protocol": release < CONSUMER_PROTOCOL_SINCE, "share_groups": not share_groups(kafka_version())}
+    markers = [name for name, missing in absent.items() if missing]
+    deselected = [item for item in items if any(item.get_closest_marker(name) for name in markers)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
 
 
 def pytest_report_header() -> str:
@@ -147,10 +166,23 @@ def group_id(request: pytest.FixtureRequest) -> str:
     return f"group-{request.node.name[:40]}-{uuid.uuid4().hex[:6]}"
 
 
+@pytest.fixture(
+    params=["classic", pytest.param("consumer", marks=pytest.mark.consumer_protocol)],
+    ids=["classic", "kip848"],
+)
+def group_protocol(request: pytest.FixtureRequest) -> GroupProtocol:
+    """
+    A test asking for this runs twice: its consume_events processes use the classic group protocol
+    (the app's default), then KIP-848's ``consumer`` protocol (brokers 4.0 and later only).
+    """
+    return GroupProtocol(request.param)
+
+
 @pytest.fixture
-def consumers() -> Iterator[ConsumerProcesses]:
-    """Start consume_events processes; any still running at the end of the test is killed."""
-    processes = ConsumerProcesses()
+def consumers(request: pytest.FixtureRequest) -> Iterator[ConsumerProcesses]:
+    """Start consume_events processes (in the test's group_protocol, if it has one); those left are killed."""
+    protocol = request.getfixturevalue("group_protocol") if "group_protocol" in request.fixturenames else None
+    processes = ConsumerProcesses(env=protocol.env if protocol else None)
     try:
         yield processes
     finally:

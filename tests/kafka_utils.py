@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -226,7 +226,11 @@ def settings_env(directory: Path, extra: str = "", **kafka_consumer: Any) -> dic
     name = f"settings_{uuid.uuid4().hex[:8]}"
     (directory / f"{name}.py").write_text(
         "from tests.settings import *  # noqa: F403\n\n"
-        f"KAFKA_CONSUMER = {{**KAFKA_CONSUMER, **{kafka_consumer!r}}}  # noqa: F405\n{extra}",
+        f"KAFKA_CONSUMER = {{**KAFKA_CONSUMER, **{kafka_consumer!r}}}  # noqa: F405\n"
+        # The group protocol of the test (KAFKA_GROUP_PROTOCOL) survives a CONSUMER_CONFIG of its own.
+        "if GROUP_PROTOCOL_OPTIONS:  # noqa: F405\n"
+        '    KAFKA_CONSUMER["CONSUMER_CONFIG"] = {**GROUP_PROTOCOL_OPTIONS, **KAFKA_CONSUMER["CONSUMER_CONFIG"]}'
+        f"  # noqa: F405\n{extra}",
         encoding="utf-8",
     )
     return {
@@ -235,10 +239,29 @@ def settings_env(directory: Path, extra: str = "", **kafka_consumer: Any) -> dic
     }
 
 
+#: What a group's description may answer while its coordinator loads (the group's offsets partition) or moves,
+#: or while a busy broker answers late: the group is not known to be stable yet, and the caller asks again.
+COORDINATOR_MOVING = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+
 def group_assignment(bootstrap: str, group: str, topic: str) -> list[set[int]] | None:
     """The partitions of ``topic`` each member of ``group`` holds, or None while the group is not stable."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=20)
+    try:
+        description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=20)
+    except KafkaException as error:
+        # A KIP-848 group is described by its coordinator only, which may still be loading or moving; a busy
+        # broker may answer after the request timeout.
+        if error.args and error.args[0].code() in COORDINATOR_MOVING:
+            return None
+        raise
     if description.state != ConsumerGroupState.STABLE:
         return None
     return [
@@ -248,13 +271,19 @@ def group_assignment(bootstrap: str, group: str, topic: str) -> list[set[int]] |
 
 
 class ConsumerProcesses:
-    """Starts the ConsumerProcesses of one test and SIGKILLs those still running when it ends."""
+    """
+    Starts the ConsumerProcesses of one test and SIGKILLs those still running when it ends.
 
-    def __init__(self) -> None:
+    ``env`` goes to every process, under the ``env`` a start passes (the test's group protocol, say).
+    """
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
         self.started: list[ConsumerProcess] = []
+        self.env = dict(env or {})
 
     def start(self, *args: Any, **kwargs: Any) -> ConsumerProcess:
         """Start a ConsumerProcess (same arguments) and remember it."""
+        kwargs["env"] = {**self.env, **(kwargs.get("env") or {})}
         process = ConsumerProcess(*args, **kwargs)
         self.started.append(process)
         return process
@@ -268,3 +297,48 @@ class ConsumerProcesses:
 #: A killed member stays in its group until its session times out, and a restarted consumer waits for that.
 #: 10 s (the default is 45 s) keeps restarts after SIGKILL short: pass settings_env(dir, CONSUMER_CONFIG=SHORT_SESSION).
 SHORT_SESSION = {"session.timeout.ms": 10000, "heartbeat.interval.ms": 1000}
+
+
+class GroupProtocol:
+    """
+    The consumer group protocol of a test's consume_events processes (the ``group_protocol`` fixture).
+
+    ``classic`` is the app's default (the classic protocol, cooperative-sticky assignment) and sets
+    nothing; ``consumer`` is KIP-848's, set through $KAFKA_GROUP_PROTOCOL, which tests/settings.py
+    adds to CONSUMER_CONFIG.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def kip848(self) -> bool:
+        """Whether this is KIP-848's ``consumer`` protocol."""
+        return self.name == "consumer"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment that makes a ConsumerProcess use this protocol."""
+        return {"KAFKA_GROUP_PROTOCOL": self.name} if self.kip848 else {}
+
+    def short_session(self, bootstrap: str, group: str, session_ms: int = 10000, heartbeat_ms: int = 1000) -> dict:
+        """
+        The CONSUMER_CONFIG of a short session in ``group``, for a test that kills members.
+
+        Under KIP-848 the session and the heartbeat are the group's, on the broker (librdkafka refuses
+        session.timeout.ms and heartbeat.interval.ms): they are set as the group's config instead.
+        """
+        if not self.kip848:
+            return {"session.timeout.ms": session_ms, "heartbeat.interval.ms": heartbeat_ms}
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        entries = [
+            ConfigEntry(name, str(value), incremental_operation=AlterConfigOpType.SET)
+            for name, value in (
+                ("consumer.session.timeout.ms", session_ms),
+                ("consumer.heartbeat.interval.ms", heartbeat_ms),
+            )
+        ]
+        resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=entries)
+        for future in admin.incremental_alter_configs([resource], request_timeout=10).values():
+            future.result(timeout=20)
+        return {}

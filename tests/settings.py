@@ -37,6 +37,11 @@ if os.environ.get("TEST_DATABASE_URL"):
     # server dropping it is met by the loop's own handling of broken connections.
     DATABASES["default"] = {**django_database_from_url(os.environ["TEST_DATABASE_URL"]), "CONN_MAX_AGE": None}
 
+#: The consumers' group protocol: KIP-848's when $KAFKA_GROUP_PROTOCOL is "consumer" (the group_protocol fixture).
+GROUP_PROTOCOL_OPTIONS = (
+    {"group.protocol": os.environ["KAFKA_GROUP_PROTOCOL"]} if os.environ.get("KAFKA_GROUP_PROTOCOL") else {}
+)
+
 KAFKA_CONSUMER = {
     "BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
     "GROUP_ID": os.environ.get("KAFKA_GROUP_ID", "tests"),
@@ -60,5 +65,5 @@ KAFKA_CONSUMER = {
     "HEALTH_PORT": int(os.environ["KAFKA_HEALTH_PORT"]) if os.environ.get("KAFKA_HEALTH_PORT") else None,
     "HEARTBEAT_MAX_AGE": float(os.environ.get("KAFKA_HEARTBEAT_MAX_AGE", "60")),
     # librdkafka options as a JSON object, e.g. '{"statistics.interval.ms": 500}'.
-    "CONSUMER_CONFIG": json.loads(os.environ.get("KAFKA_CONSUMER_CONFIG", "{}")),
+    "CONSUMER_CONFIG": {**GROUP_PROTOCOL_OPTIONS, **json.loads(os.environ.get("KAFKA_CONSUMER_CONFIG", "{}"))},
 }

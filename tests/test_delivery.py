@@ -13,7 +13,6 @@ from kafka_consumer_app.message import Message
 from kafka_consumer_app.signals import topic_signal
 
 from .kafka_utils import (
-    SHORT_SESSION,
     committed,
     duplicates,
     finished,
@@ -28,14 +27,14 @@ pytestmark = pytest.mark.broker
 
 
 def test_every_message_is_handled_at_least_once_when_the_consumer_is_killed_mid_stream(
-    kafka_broker, make_topic, group_id, tmp_path, consumers
+    kafka_broker, make_topic, group_id, tmp_path, group_protocol, consumers
 ):
     servers = kafka_broker.bootstrap_servers
     topic = make_topic(partitions=3)
     record = tmp_path / "records.txt"
     # The restarted consumer has to wait for the killed member's session (10 s) to expire, far longer than its
     # --idle-timeout: that wait must not count as an idle topic.
-    env = settings_env(tmp_path, CONSUMER_CONFIG=SHORT_SESSION)
+    env = settings_env(tmp_path, CONSUMER_CONFIG=group_protocol.short_session(servers, group_id))
     produced = produce(servers, topic, [{"id": i, "sleep": 0.004} for i in range(3000)])
 
     first = consumers.start(servers, topic, record, group=group_id, env=env)
@@ -64,7 +63,7 @@ def test_every_message_is_handled_at_least_once_when_the_consumer_is_killed_mid_
     handled_ids = {r.id for r in records}
     lost = len(set(range(produced)) - handled_ids)
     report_figures(
-        f"at-least-once under SIGKILL: produced={produced} handled_distinct={len(handled_ids)} "
+        f"at-least-once under SIGKILL ({group_protocol.name}): produced={produced} handled_distinct={len(handled_ids)} "
         f"duplicates={duplicates(records)} lost={lost}"
     )
     assert lost == 0, second.output()

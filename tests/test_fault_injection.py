@@ -347,7 +347,7 @@ def test_sigkilled_and_restarted_consumers_lose_no_message_of_twenty_thousand(
 
 
 def test_a_rolling_restart_with_sigterm_while_messages_flow_handles_every_message_exactly_once(
-    kafka_broker, make_topic, group_id, tmp_path, consumers, paced_producers
+    kafka_broker, make_topic, group_id, tmp_path, group_protocol, consumers, paced_producers
 ):
     servers = kafka_broker.bootstrap_servers
     partitions = 6
@@ -391,7 +391,7 @@ def test_a_rolling_restart_with_sigterm_while_messages_flow_handles_every_messag
     for process in running:
         assert process.wait(15) == 0, process.output()
 
-    records, lost = report_every_message_handled("rolling-sigterm", record, wanted)
+    records, lost = report_every_message_handled(f"rolling-sigterm ({group_protocol.name})", record, wanted)
     print(f"(stopped {', '.join(f'{s:.1f}s' for s in stop_seconds)} after SIGTERM)")
     assert lost == 0
     assert duplicates(records) == 0

@@ -22,7 +22,7 @@ PER_PARTITION = 25
 
 
 def test_two_consumers_split_the_partitions_and_the_survivor_takes_over_when_one_is_stopped(
-    kafka_broker, make_topic, group_id, tmp_path, consumers
+    kafka_broker, make_topic, group_id, tmp_path, group_protocol, consumers
 ):
     servers = kafka_broker.bootstrap_servers
     topic = make_topic(partitions=PARTITIONS)

@@ -465,6 +465,18 @@ def test_the_grace_period_and_liveness_budget_outlast_the_slowest_receiver(setti
     assert deployments["slow"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 231
 
 
+def test_the_manifests_are_the_same_under_either_group_protocol_and_name_no_session_option(settings):
+    # Nothing rendered depends on the group's session: the grace period follows the slowest receiver, the
+    # probes the loop's heartbeat, KEDA the committed offsets, which both protocols keep (ADR 13).
+    topics = {"orders": {"KEDA": True, "PARTITIONS": 6}, "audit": {"REPLICAS": 2, "PARTITIONS": 3}}
+    settings.KAFKA_CONSUMER = {**settings.KAFKA_CONSUMER, "HEARTBEAT_FILE": None, "TOPICS": topics}
+    classic = manifests.stream(manifests.render(IMAGE))
+    settings.KAFKA_CONSUMER = {**settings.KAFKA_CONSUMER, "CONSUMER_CONFIG": {"group.protocol": "consumer"}}
+    kip848 = manifests.stream(manifests.render(IMAGE))
+    assert kip848 == classic
+    assert "session.timeout" not in kip848 and "heartbeat.interval" not in kip848
+
+
 # -- settings validation and the command -----------------------------------------------------------------------
 
 

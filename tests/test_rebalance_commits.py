@@ -85,3 +85,29 @@ def test_commit_returns_whether_it_succeeded_and_nothing_stored_counts_as_succes
     assert event_consumer.commits.commit(StandInClient(None), "test") is True
     assert event_consumer.commits.commit(StandInClient(KafkaError._NO_OFFSET), "test") is True
     assert event_consumer.commits.commit(StandInClient(KafkaError.ILLEGAL_GENERATION), "test") is False
+
+
+# -- KIP-848's consumer protocol: a commit of a member epoch the broker has just bumped -----------
+
+
+def test_a_revoke_commit_refused_for_a_stale_member_epoch_is_tried_again_within_the_callback(event_consumer, caplog):
+    # Under group.protocol "consumer" the broker bumps the member epoch as it reconciles an assignment, and
+    # refuses a commit of the old one until the next heartbeat: the revoked partitions' commit must be retried.
+    client = StandInClient(KafkaError.STALE_MEMBER_EPOCH, None)
+    with caplog.at_level(logging.INFO, logger="kafka_consumer_app.engine.rebalance"):
+        event_consumer.rebalance.on_revoke(client, [TopicPartition("orders", 1)])
+    assert client.commits == 2
+    assert "after committing handled offsets" in caplog.text
+
+
+def test_a_shutdown_commit_refused_for_a_stale_member_epoch_is_made_again_after_polling(event_consumer):
+    client = StandInClient(KafkaError.STALE_MEMBER_EPOCH, None)
+    assert event_consumer.commits.commit_on_shutdown(client) is True
+    assert client.commits == 2 and client.polls == 1 and client.stored == 0
+
+
+def test_a_commit_of_a_fenced_member_epoch_is_not_retried(event_consumer):
+    # A fenced member has lost its partitions: no retry can commit for them.
+    client = StandInClient(KafkaError.FENCED_MEMBER_EPOCH, None)
+    assert event_consumer.commits.commit_on_shutdown(client) is False
+    assert client.commits == 1 and client.polls == 0

@@ -317,6 +317,17 @@ def test_client_config_omits_the_assignment_strategy_with_the_consumer_group_pro
     assert "partition.assignment.strategy" not in client_config(settings, **{"group.protocol": "consumer"})
 
 
+def test_client_config_omits_the_assignment_strategy_whatever_the_case_of_the_consumer_protocol(settings):
+    # librdkafka reads group.protocol in any case, and refuses the strategy under "CONSUMER" too.
+    assert "partition.assignment.strategy" not in client_config(settings, **{"group.protocol": "CONSUMER"})
+
+
+def test_client_config_keeps_cooperative_sticky_under_the_classic_protocol_named(settings):
+    assert client_config(settings, **{"group.protocol": "classic"})["partition.assignment.strategy"] == (
+        "cooperative-sticky"
+    )
+
+
 def test_client_config_passes_user_options_through_verbatim(settings):
     assert client_config(settings, **{"security.protocol": "SASL_SSL"})["security.protocol"] == "SASL_SSL"
 

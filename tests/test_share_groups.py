@@ -31,15 +31,16 @@ from tests.kafka_utils import (
     wait_for,
 )
 
+pytestmark = [pytest.mark.broker, pytest.mark.share_groups]
+
 #: Receivers sleep this long per message, so that sharing a partition shows in the throughput.
 SLEEP = 0.005
 
 
 @pytest.fixture
 def share_broker(kafka_broker: LocalKafkaBroker) -> LocalKafkaBroker:
-    """The suite's broker, when its release has share groups (Kafka 4.2 and later, on by default there)."""
-    if not share_groups(kafka_broker.version):
-        pytest.skip(f"Kafka {kafka_broker.version} has no share groups (4.2 or later)")
+    """The suite's broker, whose release has share groups (tests marked share_groups run on 4.2 and later only)."""
+    assert share_groups(kafka_broker.version), "tests/conftest.py deselects share-group tests before Kafka 4.2"
     return kafka_broker
 
 

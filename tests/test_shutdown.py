@@ -23,7 +23,7 @@ pytestmark = pytest.mark.broker
 
 
 def test_after_sigterm_and_a_restart_no_message_is_handled_twice_and_none_is_lost(
-    kafka_broker, make_topic, group_id, tmp_path, consumers
+    kafka_broker, make_topic, group_id, tmp_path, group_protocol, consumers
 ):
     servers = kafka_broker.bootstrap_servers
     topic = make_topic(partitions=3)
@@ -52,7 +52,7 @@ def test_after_sigterm_and_a_restart_no_message_is_handled_twice_and_none_is_los
     handled_ids = {r.id for r in records}
     lost = len(set(range(produced)) - handled_ids)
     report_figures(
-        f"SIGTERM then restart: produced={produced} handled_distinct={len(handled_ids)} "
+        f"SIGTERM then restart ({group_protocol.name}): produced={produced} handled_distinct={len(handled_ids)} "
         f"duplicates={duplicates(records)} lost={lost} (stopped {stop_seconds:.1f}s after SIGTERM)"
     )
     assert duplicates(records) == 0

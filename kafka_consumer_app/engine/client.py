@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from kafka_consumer_app.client_errors import ClientErrors, reason
 from kafka_consumer_app.exceptions import ConfigurationError, FatalKafkaError
 from kafka_consumer_app.redaction import redacted
+from kafka_consumer_app.settings.group_protocol import uses_consumer_protocol
 from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def client_config(
     # at most about one second of handled messages (librdkafka's default interval is 5 s).
     settings: dict[str, Any] = {"auto.offset.reset": "earliest", "auto.commit.interval.ms": 1000}
     settings.update(consumer_options(config, error_cb, {"enable.auto.offset.store": False, "enable.auto.commit": True}))
-    if settings.get("group.protocol") != "consumer":
+    if not uses_consumer_protocol(settings):
         # The KIP-848 protocol assigns partitions on the broker and refuses this option.
         settings.setdefault("partition.assignment.strategy", "cooperative-sticky")
     if stats_cb is not None:

@@ -24,9 +24,16 @@ from kafka_consumer_app.settings.topics import TopicConfig
 logger = logging.getLogger(__name__)
 
 #: Commit errors that mean the group is rebalancing: the same commit succeeds once the rebalance settles
-#: (the broker refuses commits between JoinGroup and SyncGroup, and commits of a generation it just replaced).
+#: (the classic protocol's broker refuses commits between JoinGroup and SyncGroup, and commits of a
+#: generation it just replaced; KIP-848's refuses a member epoch it has just bumped, until the member's
+#: next heartbeat brings the new one).
 REBALANCE_COMMIT_ERRORS = frozenset(
-    {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID}
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.STALE_MEMBER_EPOCH,
+    }
 )
 #: On shutdown, how long the consumer keeps serving the group (handling nothing) for a rebalance to settle
 #: before its final commit. A rebalance of live members takes about one heartbeat.interval.ms (3 s by

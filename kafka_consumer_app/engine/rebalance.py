@@ -22,6 +22,7 @@ from kafka_consumer_app.engine.offsets import OffsetReset, reset_positions
 from kafka_consumer_app.engine.positions import DatabasePositions
 from kafka_consumer_app.engine.retries import RetryScheduler
 from kafka_consumer_app.exceptions import ConfigurationError
+from kafka_consumer_app.settings.group_protocol import uses_consumer_protocol
 from kafka_consumer_app.settings.topics import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ class Rebalancing:
         self._assigned_now = True
         options = self._config.consumer_config
         # KIP-848 groups are always incremental.
-        if options.get("group.protocol") == "consumer" or (
+        if uses_consumer_protocol(options) or (
             options.get("partition.assignment.strategy", "cooperative-sticky") == "cooperative-sticky"
         ):
             client.incremental_assign(positions)

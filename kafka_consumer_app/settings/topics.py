@@ -35,6 +35,7 @@ from kafka_consumer_app.settings import (
     connection,
     control,
     failures,
+    group_protocol,
     health,
     manifests,
     offset_store,
@@ -349,6 +350,7 @@ def _openedx_problems(where: str, overrides: dict[str, Any]) -> list[Problem]:
 #: Each subject's check of its top-level keys, in the order their problems are reported.
 _SUBJECT_CHECKS: tuple[_Check, ...] = (
     connection.problems,
+    group_protocol.problems,
     health.problems,
     _topics_type_problems,
     manifests.problems,
@@ -364,6 +366,7 @@ _SUBJECT_CHECKS: tuple[_Check, ...] = (
 _TOPIC_CHECKS: tuple[_TopicCheck, ...] = (
     _own_topic_problems,
     connection.topic_problems,
+    group_protocol.topic_problems,
     failures.topic_problems,
     manifests.topic_problems,
     concurrency.topic_problems,

@@ -137,6 +137,11 @@ DEFAULT_PROPERTIES = {
     "transaction.state.log.replication.factor": "1",
     "transaction.state.log.min.isr": "1",
     "group.initial.rebalance.delay.ms": "0",
+    # KIP-848 groups take their session and heartbeat from the broker (or the group's own config,
+    # within these bounds); the defaults' minimums (45 s and 5 s) would forbid the short sessions that
+    # keep the tests of killed members short. The defaults themselves stay Kafka's.
+    "group.consumer.min.session.timeout.ms": "6000",
+    "group.consumer.min.heartbeat.interval.ms": "500",
     "log.retention.hours": "2",
 }
 
