@@ -41,8 +41,8 @@ from kafka_consumer_app.settings import (
     offset_store,
     outages,
     schema_registry,
-    tracing,
     share_groups,
+    tracing,
 )
 from kafka_consumer_app.settings.base import DocTable, Problem, raw_settings, topic_overrides, topic_where
 from kafka_consumer_app.settings.concurrency import ConcurrencyConfig
