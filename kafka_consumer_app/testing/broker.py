@@ -13,9 +13,7 @@ ready. The demo runs it as a process of its own.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from kafka_consumer_app.testing.jars import (
@@ -28,6 +26,7 @@ from kafka_consumer_app.testing.jars import (
     share_groups,
 )
 from kafka_consumer_app.testing.kraft import LocalKafkaBroker
+from kafka_consumer_app.testing.servers import serve_until_stopped
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
@@ -103,9 +102,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    stopped = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopped.set())
     try:
         broker = LocalKafkaBroker(
             port=args.port,
@@ -125,14 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.tls:
             lines.append(f"KAFKA_SASL_SSL_BOOTSTRAP_SERVERS={broker.sasl_ssl_bootstrap_servers}")
             lines.append(f"KAFKA_SSL_CA_LOCATION={broker.ca_file}")
-        print("\n".join(lines), flush=True)
-        if args.ready_file:
-            args.ready_file.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        while not stopped.wait(0.5):
-            if broker.process is None or broker.process.poll() is not None:
-                print(f"error: the broker exited; see {broker.log_file}", file=sys.stderr)
-                return 1
-    return 0
+        return serve_until_stopped(broker, lines, args.ready_file, "broker")
 
 
 if __name__ == "__main__":

@@ -29,13 +29,11 @@ SCRAM-SHA-512 credentials written when the log dir is formatted), and ``tls=True
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 from kafka_consumer_app.testing.jars import (
     CREDENTIAL,
@@ -49,11 +47,12 @@ from kafka_consumer_app.testing.jars import (
     make_certificate,
     random_cluster_id,
 )
+from kafka_consumer_app.testing.servers import LocalServer
 
 __all__ = ["LocalKafkaBroker"]
 
 
-class LocalKafkaBroker:
+class LocalKafkaBroker(LocalServer):
     """
     One KRaft broker+controller JVM on 127.0.0.1.
 
@@ -263,24 +262,6 @@ class LocalKafkaBroker:
                 return path.read_text(encoding="utf-8", errors="replace")[-3000:]
         return "(no log)"
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Shut the broker down cleanly (SIGTERM), killing it if it takes longer than ``timeout``."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def cleanup(self) -> None:
-        """Stop the broker and delete its data."""
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
     def create_topic(self, name: str, partitions: int = 1, config: dict[str, str] | None = None) -> None:
         """Create a topic and wait until every partition has a leader."""
         from confluent_kafka.admin import AdminClient  # pylint: disable=import-outside-toplevel
@@ -304,14 +285,3 @@ class LocalKafkaBroker:
                 return
             time.sleep(0.1)
         raise BrokerError(f"topic {name} was created but its partitions got no leader within 30s")
-
-    def __enter__(self) -> LocalKafkaBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.cleanup()

@@ -37,15 +37,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from kafka_consumer_app.testing.jars import free_port
+from kafka_consumer_app.testing.servers import LocalServer, serve_until_stopped
 
 if TYPE_CHECKING:
     from psycopg import sql
@@ -115,14 +114,19 @@ def _os_user() -> pwd.struct_passwd | None:
         ) from None
 
 
-class LocalPostgres:
+class LocalPostgres(LocalServer):
     """
     One PostgreSQL server on 127.0.0.1, its cluster in a temporary directory.
+
+    ``stop()`` is a fast shutdown (SIGINT, ending the sessions), then an immediate one (SIGQUIT), then SIGKILL,
+    each after ``timeout`` seconds.
 
     ``start()`` returns once the server accepts connections; ``stop()`` shuts it down, and
     ``start()`` again restarts it on the same port with the same data. Use it as a context
     manager to remove its data afterwards.
     """
+
+    STOP_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGKILL)
 
     host = "127.0.0.1"
     user = SUPERUSER
@@ -258,30 +262,6 @@ class LocalPostgres:
             return path.read_text(encoding="utf-8", errors="replace")[-3000:]
         return "(no log)"
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """
-        Shut the server down, ending its sessions (a fast shutdown, SIGINT).
-
-        After ``timeout`` seconds it gets an immediate shutdown (SIGQUIT), then SIGKILL.
-        """
-        if self.process is None:
-            return
-        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGKILL):
-            if self.process.poll() is not None:
-                break
-            self.process.send_signal(signum)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                continue
-        self.process.wait()
-        self.process = None
-
-    def cleanup(self) -> None:
-        """Stop the server and delete its data."""
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
     def execute(
         self, query: str | sql.Composed, params: tuple[Any, ...] = (), database: str = "postgres"
     ) -> list[tuple[Any, ...]]:
@@ -312,17 +292,6 @@ class LocalPostgres:
             (name,),
         )
         return int(rows[0][0])
-
-    def __enter__(self) -> LocalPostgres:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,21 +327,11 @@ def _check() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    stopped = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopped.set())
     with LocalPostgres(port=args.port) as server:
         if args.database:
             server.create_database(args.database)
         line = f"DATABASE_URL={server.url(args.database or 'postgres')}"
-        print(line, flush=True)
-        if args.ready_file:
-            args.ready_file.write_text(line + "\n", encoding="utf-8")
-        while not stopped.wait(0.5):
-            if server.process is None or server.process.poll() is not None:
-                print(f"error: the server exited; see {server.log_file}", file=sys.stderr)
-                return 1
-    return 0
+        return serve_until_stopped(server, [line], args.ready_file, "server")
 
 
 if __name__ == "__main__":

@@ -29,19 +29,17 @@ import glob
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from kafka_consumer_app.testing.jars import cache_dir, free_port
+from kafka_consumer_app.testing.servers import LocalServer, serve_until_stopped
 
 #: The Apicurio Registry release the tests run; 3.x serves the Confluent API under API_PATH.
 DEFAULT_REGISTRY_VERSION = "3.3.3"
@@ -128,7 +126,7 @@ def find_java() -> str:
     )
 
 
-class LocalSchemaRegistry:
+class LocalSchemaRegistry(LocalServer):
     """
     One Apicurio Registry JVM on 127.0.0.1, on free ports, with in-memory storage.
 
@@ -249,35 +247,6 @@ class LocalSchemaRegistry:
         found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
         return int(found.group(1)) if found else None
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Shut the registry down (SIGTERM), killing it if it takes longer than ``timeout``."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def cleanup(self) -> None:
-        """Stop the registry and delete its directory."""
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> LocalSchemaRegistry:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.cleanup()
-
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``fetch`` the distribution, or ``run`` a registry until SIGTERM/SIGINT."""
@@ -303,19 +272,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(version: str, ready_file: Path | None) -> int:
-    stopped = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopped.set())
     with LocalSchemaRegistry(version=version) as registry:
-        line = f"SCHEMA_REGISTRY_URL={registry.url}"
-        print(line, flush=True)
-        if ready_file:
-            ready_file.write_text(line + "\n", encoding="utf-8")
-        while not stopped.wait(0.5):
-            if registry.process is None or registry.process.poll() is not None:
-                print(f"error: the registry exited; see {registry.log_file}", file=sys.stderr)
-                return 1
-    return 0
+        return serve_until_stopped(registry, [f"SCHEMA_REGISTRY_URL={registry.url}"], ready_file, "registry")
 
 
 if __name__ == "__main__":
