@@ -22,7 +22,6 @@ from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -59,6 +58,21 @@ def start_chromium() -> webdriver.Chrome:
         raise RuntimeError(f"headless Chromium did not start ({first_line}): check `make chromium`") from None
     driver.set_page_load_timeout(WAIT)
     return driver
+
+
+def replaced(element: WebElement) -> bool:
+    """
+    Whether ``element`` has left the document, its page replaced by the next one.
+
+    Chromium answers a question about an element of a page being torn down either with a stale
+    element reference or, mid-navigation, with an inspector error ("Node with given id does not belong
+    to the document"): both mean the old page is gone.
+    """
+    try:
+        element.is_enabled()
+    except WebDriverException:  # StaleElementReferenceException is one of them
+        return True
+    return False
 
 
 class Browser:
@@ -98,7 +112,7 @@ class Browser:
         """Click an element once it is there, and wait until the page it leads to has replaced this one."""
         element = self.wait(css, text)
         element.click()
-        WebDriverWait(self.driver, WAIT).until(expected_conditions.staleness_of(element))
+        WebDriverWait(self.driver, WAIT).until(lambda _: replaced(element))
 
     def log_in(self, username: str, password: str) -> None:
         """Fill in the admin's login form, already open, and send it."""
